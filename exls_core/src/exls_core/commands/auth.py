@@ -1,0 +1,22 @@
+"""``exls auth``: status, token and flows."""
+
+from __future__ import annotations
+
+from exls_core.cli import LAZY_HELP, LazyGroup
+
+import click
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy={
+        "status": "exls_core.commands.session_cmds:status",
+        "token": "exls_core.commands.session_cmds:token",
+        "flows": "exls_core.commands.flows:flows",
+    },
+)
+def auth() -> None:
+    """Inspect the session and the installed login flows."""
+
+
+__all__ = ["auth", "LAZY_HELP"]

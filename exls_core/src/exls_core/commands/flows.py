@@ -1,0 +1,64 @@
+"""``exls auth flows``: what is installed, what can run here, and what ``auto`` would pick."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
+def flows(as_json: bool) -> None:
+    """List installed login flows, their availability and priority."""
+    from exls_core.plugins import installed_entries, load_registry
+    from exls_core.resolver import current_environment, rank
+    from exls_core.ui import TerminalUI
+
+    ui = TerminalUI()
+    warnings: list[str] = []
+    registry = load_registry(warn=warnings.append, entries=installed_entries(fresh=True))
+    ranked = rank(registry, current_environment())
+    pick = next((r.flow.id for r in ranked if r.available), None)
+    rows = [
+        {
+            "id": r.flow.id,
+            "title": r.flow.title,
+            "distribution": r.flow.entry.distribution,
+            "version": r.flow.entry.version,
+            "status": "available" if r.available else "unavailable",
+            "priority": r.priority,
+            "reason": r.reason,
+            "auto": r.flow.id == pick,
+        }
+        for r in ranked
+    ]
+    rows += [
+        {
+            "id": b.entry.name,
+            "title": None,
+            "distribution": b.entry.distribution,
+            "version": b.entry.version,
+            "status": "broken",
+            "priority": None,
+            "reason": b.error,
+            "auto": False,
+        }
+        for b in sorted(registry.broken.values(), key=lambda b: b.entry.name)
+    ]
+    if as_json:
+        click.echo(json.dumps({"auto": pick, "flows": rows}, indent=2))
+        return
+    for warning in warnings:
+        ui.warning(warning)
+    if not rows:
+        click.echo("No login flows installed. Install exls-flows-device or exls-flows-pkce.")
+        return
+    for row in rows:
+        marker = "*" if row["auto"] else " "
+        head = f"{marker} {row['id']:<14} {row['distribution']} {row['version']}"
+        if row["status"] == "available":
+            click.echo(f"{head}  available, priority {row['priority']:g}")
+        else:
+            click.echo(f"{head}  {row['status']}: {row['reason']}")
+    click.echo(f"auto picks: {pick or 'nothing (no flow can run here)'}")

@@ -1,0 +1,95 @@
+"""``exls login``: ask for the email, route to SSO, run a flow, validate and store the tokens."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import click
+
+
+def _complete_flow_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    from exls_core.plugins import flow_entries
+
+    ids = ["auto", *sorted({e.name for e in flow_entries()})]
+    return [i for i in ids if i.startswith(incomplete)]
+
+
+@click.command()
+@click.option(
+    "--auth-flow",
+    "auth_flow",
+    metavar="FLOW",
+    shell_complete=_complete_flow_ids,
+    help="auto (default), pkce, device_code, or another installed flow. Env: EXLS_AUTH_FLOW.",
+)
+@click.option("--email", metavar="EMAIL", help="Your email address (skips the prompt).")
+@click.option(
+    "--organization",
+    metavar="ORG",
+    help="Sign in to this organization (Auth0 organization). Env: EXLS_AUTH_ORGANIZATION.",
+)
+@click.option("--no-qr", is_flag=True, help="Do not show a QR code in the device code flow.")
+def login(auth_flow: str | None, email: str | None, organization: str | None, no_qr: bool) -> None:
+    """Log in and store your tokens in the system keyring.
+
+    The flow is chosen for this environment: a browser (PKCE) where one can open,
+    otherwise a device code you approve on another device.
+    """
+    from exls_core.config import load_settings
+    from exls_core.plugins import flow_entries
+    from exls_core.resolver import AUTO, check_requested
+    from exls_core.ui import TerminalUI
+
+    ui = TerminalUI()
+    settings = load_settings()
+    requested = auth_flow or settings.flow
+    check_requested(requested, sorted({e.name for e in flow_entries()}))
+
+    from exls_core.email import ask_email
+
+    address = ask_email(email, ui)
+    _login(settings, requested, address, organization or settings.organization, not no_qr, ui)
+    return None
+
+
+def _login(
+    settings: Any, requested: str, email: str, organization: str | None, show_qr: bool, ui: Any
+) -> None:
+    from exls_core.discovery import fetch_metadata
+    from exls_core.email import remember_email
+    from exls_core.plugin import FlowRequest
+    from exls_core.plugins import Flow, load_registry
+    from exls_core.resolver import AUTO, choose, current_environment, run_flows
+    from exls_core.routing import resolve_route
+    from exls_core.session import complete_login
+
+    metadata = fetch_metadata(settings)
+    registry = load_registry(warn=ui.warning)
+    flows = choose(registry, requested, current_environment())
+    route = resolve_route(email, settings, registry, organization=organization, warn=ui.warning)
+    ui.message(route.announcement)
+
+    def make_request(flow: Flow) -> FlowRequest:
+        return FlowRequest(
+            issuer=settings.issuer,
+            metadata=metadata,
+            client_id=settings.client_id,
+            scopes=settings.scopes,
+            nonce=secrets.token_urlsafe(32),
+            ui=ui,
+            audience=settings.audience,
+            email=email,
+            extra_params=route.params,
+            http_timeout=settings.http_timeout,
+            flow_timeout=settings.pkce_timeout,
+            callback_ports=settings.callback_ports,
+            show_qr=show_qr,
+        )
+
+    flow, request, response = run_flows(
+        flows, make_request, ui.message, may_fall_back=requested == AUTO
+    )
+    session = complete_login(settings, metadata, request, response, flow_id=flow.id)
+    remember_email(email)
+    ui.message(f"Logged in as {session.display_name}")

@@ -1,0 +1,229 @@
+"""Settings, from one place: environment beats config file beats defaults.
+
+Every setting has an environment variable ``EXLS_AUTH_<NAME>`` and a key ``<name>`` in the
+``[auth]`` table of ``config.toml``. Bad values stop exls with a one-line error that names the
+variable or the file and key, and what is expected (exit 2).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from exls_core.errors import ConfigError
+
+DEFAULT_ISSUER = "https://exalsius.eu.auth0.com/"
+DEFAULT_CLIENT_ID = "kSbRc9MOnuMKMVLzhZYBo3xkTtk2KK7B"
+DEFAULT_AUDIENCE = "https://api.exalsius.ai"
+DEFAULT_SCOPES = ("openid", "profile", "email", "offline_access")
+DEFAULT_CALLBACK_PORTS = (8999, 9000, 9001, 9002)
+LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+
+
+@dataclass(frozen=True)
+class SSODomain:
+    """A row of the ``[auth.sso_domains]`` table: ``"acme.com" = {name = ..., connection = ...}``."""
+
+    name: str
+    params: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Settings:
+    issuer: str = DEFAULT_ISSUER
+    client_id: str = DEFAULT_CLIENT_ID
+    audience: str | None = DEFAULT_AUDIENCE
+    scopes: tuple[str, ...] = DEFAULT_SCOPES
+    flow: str = "auto"
+    callback_ports: tuple[int, ...] = DEFAULT_CALLBACK_PORTS
+    pkce_timeout: float = 120.0
+    http_timeout: float = 10.0
+    organization: str | None = None
+    sso_routes_url: str | None = None
+    sso_routes_ttl: float = 3600.0
+    sso_domains: Mapping[str, SSODomain] = field(default_factory=dict)
+    source: str = "defaults"  # the config file that was read, for messages
+
+    @property
+    def discovery_url(self) -> str:
+        return self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+
+
+# --- parsers: each takes the raw value and returns the typed one or raises ValueError(expected)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("a non-empty string")
+    return value.strip()
+
+
+def _optional_text(value: Any) -> str | None:
+    if isinstance(value, str) and not value.strip():
+        return None  # EXLS_AUTH_AUDIENCE= turns the audience off
+    return _text(value)
+
+
+def _https_url(value: Any, *, what: str = "an https URL") -> str:
+    url = _text(value)
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme == "https" and host:
+        return url
+    if parts.scheme == "http" and host in LOOPBACK_HOSTS:
+        return url  # local development identity providers
+    raise ValueError(f"{what} (http is allowed only for 127.0.0.1, ::1 and localhost)")
+
+
+def _issuer(value: Any) -> str:
+    url = _https_url(value, what="an https issuer URL")
+    if urlsplit(url).query or urlsplit(url).fragment:
+        raise ValueError("an issuer URL without query or fragment")
+    return url
+
+
+def _optional_url(value: Any) -> str | None:
+    if isinstance(value, str) and not value.strip():
+        return None
+    return _https_url(value)
+
+
+def _scopes(value: Any) -> tuple[str, ...]:
+    items = value.split() if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(s, str) for s in items):
+        raise ValueError("space-separated scopes, e.g. 'openid profile email offline_access'")
+    scopes = tuple(dict.fromkeys(s.strip() for s in items if s.strip()))
+    if "openid" not in scopes:
+        raise ValueError("scopes that include 'openid'")
+    return scopes
+
+
+def _flow(value: Any) -> str:
+    flow = _text(value)
+    if not flow.replace("_", "").replace("-", "").isalnum():
+        raise ValueError("'auto' or a flow id such as pkce or device_code")
+    return flow
+
+
+def _ports(value: Any) -> tuple[int, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    expected = "comma-separated port numbers from 0 to 65535, e.g. 8999,9000 (0: any free port)"
+    if not isinstance(items, list | tuple) or not items:
+        raise ValueError(expected)
+    ports = []
+    for item in items:
+        try:
+            port = int(str(item).strip())
+        except ValueError:
+            raise ValueError(expected) from None
+        if not 0 <= port <= 65535:
+            raise ValueError(expected)
+        ports.append(port)
+    return tuple(ports)
+
+
+def _seconds(value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ValueError("a number of seconds, e.g. 120") from None
+    if not 0 < seconds <= 86400 or seconds != seconds:
+        raise ValueError("a number of seconds greater than 0")
+    return seconds
+
+
+PARSERS: dict[str, Callable[[Any], Any]] = {
+    "issuer": _issuer,
+    "client_id": _text,
+    "audience": _optional_text,
+    "scopes": _scopes,
+    "flow": _flow,
+    "callback_ports": _ports,
+    "pkce_timeout": _seconds,
+    "http_timeout": _seconds,
+    "organization": _optional_text,
+    "sso_routes_url": _optional_url,
+    "sso_routes_ttl": _seconds,
+}
+FILE_ONLY = {"sso_domains"}
+
+
+def env_var(name: str) -> str:
+    return f"EXLS_AUTH_{name.upper()}"
+
+
+def _sso_domains(value: Any, where: str) -> dict[str, SSODomain]:
+    if not isinstance(value, dict):
+        raise ConfigError(f'{where}: expected a table of domains, e.g. "acme.com" = {{ ... }}')
+    table = {}
+    for domain, row in value.items():
+        if not isinstance(row, dict) or not all(isinstance(v, str) for v in row.values()):
+            raise ConfigError(
+                f'{where}: "{domain}" must be a table of strings, '
+                'e.g. { name = "Acme Okta", connection = "acme-okta" }'
+            )
+        params = {k: v for k, v in row.items() if k != "name"}
+        table[domain.strip().lower()] = SSODomain(name=row.get("name") or domain, params=params)
+    return table
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """The ``[auth]`` table of a config file; {} when there is no file."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc}).") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc}); fix or remove the file.") from None
+    auth = data.get("auth", {})
+    unknown_top = sorted(set(data) - {"auth"})
+    if unknown_top or not isinstance(auth, dict):
+        raise ConfigError(f"{path}: expected only an [auth] table, found {unknown_top or 'auth'}.")
+    return auth
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, path: Path | None = None
+) -> Settings:
+    """Read settings from the environment and the config file, validating every value."""
+    from exls_core.paths import config_file
+
+    env = os.environ if environ is None else environ
+    path = config_file() if path is None else path
+    from_file = read_file(path)
+    known = set(PARSERS) | FILE_ONLY
+    for key in from_file:
+        if key not in known:
+            raise ConfigError(
+                f"{path}: [auth] {key} is not a setting; expected one of {', '.join(sorted(known))}."
+            )
+
+    values: dict[str, Any] = {}
+    for name, parse in PARSERS.items():
+        var = env_var(name)
+        if var in env:
+            raw, where = env[var], var
+        elif name in from_file:
+            raw, where = from_file[name], f"{path}: [auth] {name}"
+        else:
+            continue
+        try:
+            values[name] = parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: expected {exc}, got {str(raw)[:60]!r}.") from None
+    if "sso_domains" in from_file:
+        values["sso_domains"] = _sso_domains(from_file["sso_domains"], f"{path}: [auth.sso_domains]")
+    values["source"] = str(path) if from_file else "defaults"
+    return Settings(**values)
+
+
+def setting_names() -> list[str]:
+    return [f.name for f in fields(Settings) if f.name != "source"]

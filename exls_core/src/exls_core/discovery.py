@@ -1,0 +1,115 @@
+"""OpenID Provider metadata from discovery, validated and cached.
+
+The document's ``issuer`` must equal the configured issuer exactly (OpenID Connect Discovery
+4.3): a mismatch would let one provider impersonate another. Endpoints must use https,
+except on loopback hosts for local development. The validated document is cached on disk
+(it holds no secrets) so that refresh and logout do not refetch it every time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from exls_core.config import LOOPBACK_HOSTS, Settings
+from exls_core.errors import ExlsError
+
+CACHE_TTL = 24 * 3600.0
+ENDPOINT_KEYS = (
+    "authorization_endpoint",
+    "token_endpoint",
+    "device_authorization_endpoint",
+    "revocation_endpoint",
+    "jwks_uri",
+)
+
+
+class DiscoveryError(ExlsError):
+    pass
+
+
+def _check_url(key: str, url: Any) -> None:
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or not parts.hostname:
+        raise DiscoveryError(f"The identity provider's discovery document has an invalid {key}.")
+    if parts.scheme == "https" or (
+        parts.scheme == "http" and parts.hostname.lower() in LOOPBACK_HOSTS
+    ):
+        return
+    raise DiscoveryError(f"The identity provider's {key} is not https: {url[:100]}")
+
+
+def validate(document: Any, issuer: str) -> dict[str, Any]:
+    if not isinstance(document, dict):
+        raise DiscoveryError("The identity provider's discovery document is not a JSON object.")
+    found = document.get("issuer")
+    if found != issuer:
+        raise DiscoveryError(
+            f"The identity provider says its issuer is {str(found)[:100]!r}, "
+            f"but exls is configured for {issuer!r}; check EXLS_AUTH_ISSUER."
+        )
+    for key in ("token_endpoint", "jwks_uri"):
+        if key not in document:
+            raise DiscoveryError(f"The identity provider's discovery document has no {key}.")
+    for key in ENDPOINT_KEYS:
+        if key in document:
+            _check_url(key, document[key])
+    return document
+
+
+def _cache_file(issuer: str) -> Any:
+    from exls_core.paths import cache_dir
+
+    return cache_dir() / f"discovery-{hashlib.sha256(issuer.encode()).hexdigest()[:16]}.json"
+
+
+def _read_cache(issuer: str) -> dict[str, Any] | None:
+    try:
+        cached = json.loads(_cache_file(issuer).read_text(encoding="utf-8"))
+        if time.time() - float(cached["fetched_at"]) < CACHE_TTL:
+            return validate(cached["document"], issuer)
+    except (OSError, ValueError, KeyError, TypeError, DiscoveryError):
+        pass
+    return None
+
+
+def _write_cache(issuer: str, document: dict[str, Any]) -> None:
+    path = _cache_file(issuer)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"fetched_at": time.time(), "document": document}), "utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def fetch_metadata(settings: Settings, *, use_cache: bool = True) -> dict[str, Any]:
+    """The issuer's validated discovery document (cached for a day)."""
+    if use_cache and (cached := _read_cache(settings.issuer)) is not None:
+        return cached
+    import requests
+
+    from exls_core.http import describe_network_error, new_session, read_json
+
+    url = settings.discovery_url
+    try:
+        with new_session(settings.http_timeout) as http:
+            response = http.get(url, stream=True, headers={"Accept": "application/json"})
+            if response.status_code != 200:
+                raise DiscoveryError(
+                    f"OpenID discovery failed: {url} answered HTTP {response.status_code}; "
+                    "check EXLS_AUTH_ISSUER."
+                )
+            document = read_json(response, "OpenID discovery endpoint")
+    except requests.RequestException as exc:
+        raise DiscoveryError(
+            f"Cannot reach the identity provider: {describe_network_error(exc, url)}."
+        ) from None
+    document = validate(document, settings.issuer)
+    _write_cache(settings.issuer, document)
+    return document

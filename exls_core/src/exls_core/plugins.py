@@ -1,0 +1,298 @@
+"""Finding, loading and calling flow and routing plugins.
+
+Plugins are found through entry points, but scanning every installed distribution costs
+time that grows with the environment, so the result is cached per interpreter and keyed by
+the modification times of the ``sys.path`` directories (an install or uninstall changes
+them). ``exls auth flows`` always scans afresh. Loading is tolerant: a plugin that fails to
+import or misbehaves is reported as broken and skipped, unless EXLS_STRICT_PLUGINS=1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from exls_core import plugin as contract
+from exls_core.errors import PluginError, UsageError
+
+INDEX_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PluginEntry:
+    """One entry point, as declared by its distribution (nothing imported yet)."""
+
+    group: str
+    name: str
+    value: str
+    distribution: str
+    version: str
+
+    @property
+    def origin(self) -> str:
+        return f"{self.distribution} {self.version}"
+
+
+@dataclass(frozen=True)
+class BrokenPlugin:
+    entry: PluginEntry
+    error: str
+
+    @property
+    def warning(self) -> str:
+        return (
+            f"skipping flow plugin '{self.entry.name}' from {self.entry.origin}: {self.error} "
+            f"(fix or remove it: pip uninstall {self.entry.distribution})"
+        )
+
+
+def strict_plugins(environ: Mapping[str, str] | None = None) -> bool:
+    value = (environ if environ is not None else os.environ).get("EXLS_STRICT_PLUGINS", "")
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+# --- discovery of entry points -------------------------------------------------------------
+
+
+def _scan(groups: Iterable[str]) -> list[PluginEntry]:
+    from importlib.metadata import entry_points
+
+    found: list[PluginEntry] = []
+    for group in groups:
+        for ep in entry_points(group=group):
+            dist = ep.dist
+            found.append(
+                PluginEntry(
+                    group=group,
+                    name=ep.name,
+                    value=ep.value,
+                    distribution=dist.name if dist else "unknown",
+                    version=dist.version if dist else "?",
+                )
+            )
+    return found
+
+
+def _index_key() -> list[tuple[str, int]]:
+    key = []
+    for entry in sys.path:
+        try:
+            key.append((entry, os.stat(entry or ".").st_mtime_ns))
+        except OSError:
+            continue
+    return key
+
+
+def _index_path() -> Path:
+    from exls_core.paths import cache_dir
+
+    digest = hashlib.sha256(sys.prefix.encode()).hexdigest()[:16]
+    return cache_dir() / f"plugins-{digest}.json"
+
+
+def installed_entries(*, fresh: bool = False) -> list[PluginEntry]:
+    """Every flow and routing entry point installed in this interpreter's environment."""
+    groups = (contract.FLOW_GROUP, contract.ROUTING_GROUP)
+    key = _index_key()
+    path = _index_path()
+    if not fresh and os.environ.get("EXLS_PLUGIN_INDEX", "1") != "0":
+        try:
+            cached = json.loads(path.read_text(encoding="utf-8"))
+            if cached.get("version") == INDEX_VERSION and cached.get("key") == [
+                list(item) for item in key
+            ]:
+                return [PluginEntry(**item) for item in cached["entries"]]
+        except (OSError, ValueError, TypeError, KeyError):
+            pass
+    entries = _scan(groups)
+    payload = {"version": INDEX_VERSION, "key": key, "entries": [asdict(e) for e in entries]}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(payload), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache directory only costs speed
+    return entries
+
+
+def flow_entries(*, fresh: bool = False) -> list[PluginEntry]:
+    return [e for e in installed_entries(fresh=fresh) if e.group == contract.FLOW_GROUP]
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def _load_object(value: str) -> object:
+    from importlib import import_module
+
+    module_name, _, attr = value.partition(":")
+    obj: object = import_module(module_name.strip())
+    for part in filter(None, attr.strip().split(".")):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class Flow:
+    """A typed handle on one loaded flow plugin; the rest of core never calls ``pm.hook``."""
+
+    def __init__(self, entry: PluginEntry, pm: pluggy.PluginManager, plugin: object) -> None:
+        self.entry = entry
+        self.id = entry.name
+        self._pm = pm
+        self._plugin = plugin
+
+    def _call(self, hook: str, **kwargs: Any) -> Any:
+        others = [p for p in self._pm.get_plugins() if p is not self._plugin]
+        return self._pm.subset_hook_caller(hook, remove_plugins=others)(**kwargs)
+
+    @property
+    def title(self) -> str:
+        title = self._call("exls_flow_title")
+        return title if isinstance(title, str) and title else f"{self.id} flow"
+
+    def priority(self, env: contract.FlowEnvironment) -> float:
+        """The flow's priority; raises FlowUnavailable, or PluginError when the plugin is broken."""
+        try:
+            result = self._call("exls_flow_priority", env=env)
+        except contract.FlowUnavailable:
+            raise
+        except Exception as exc:
+            raise PluginError(f"its availability check raised {_describe(exc)}") from exc
+        if result is None:
+            raise PluginError("it does not implement exls_flow_priority")
+        if isinstance(result, bool) or not isinstance(result, (int, float)):
+            raise PluginError(f"exls_flow_priority returned {type(result).__name__}, not a number")
+        return float(result)
+
+    def run(self, request: contract.FlowRequest) -> contract.TokenResponse:
+        result = self._call("exls_flow_run", request=request)
+        if not isinstance(result, contract.TokenResponse):
+            raise PluginError(
+                f"flow '{self.id}' ({self.entry.origin}) returned {type(result).__name__} "
+                "from exls_flow_run instead of a TokenResponse"
+            )
+        return result
+
+
+@dataclass
+class Registry:
+    """The flows and routing plugins installed here, loaded tolerantly."""
+
+    pm: pluggy.PluginManager
+    flows: dict[str, Flow]
+    broken: dict[str, BrokenPlugin]
+    warn: Callable[[str], None]
+
+    @property
+    def installed_ids(self) -> list[str]:
+        return sorted(set(self.flows) | set(self.broken))
+
+    def mark_broken(self, flow: Flow, error: str) -> None:
+        """Record a plugin that misbehaved after loading (e.g. its availability check raised)."""
+        broken = BrokenPlugin(flow.entry, error)
+        self.flows.pop(flow.id, None)
+        self.broken[flow.id] = broken
+        if strict_plugins():
+            raise PluginError(broken.warning.replace("skipping", "broken", 1))
+        self.warn(broken.warning)
+
+    def sso_route(self, email: str, domain: str) -> contract.SSORoute | None:
+        """Ask routing plugins in turn; one that raises or answers nonsense is skipped."""
+        for impl in reversed(self.pm.hook.exls_sso_route.get_hookimpls()):
+            try:
+                route = impl.function(email=email, domain=domain)
+            except Exception as exc:
+                if strict_plugins():
+                    raise PluginError(
+                        f"routing plugin '{impl.plugin_name}' raised {_describe(exc)}"
+                    ) from exc
+                self.warn(f"skipping routing plugin '{impl.plugin_name}': {_describe(exc)}")
+                continue
+            if route is None:
+                continue
+            if not isinstance(route, contract.SSORoute):
+                self.warn(
+                    f"skipping routing plugin '{impl.plugin_name}': it returned "
+                    f"{type(route).__name__}, not an SSORoute"
+                )
+                continue
+            return route
+        return None
+
+
+def new_plugin_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(contract.PROJECT)
+    pm.add_hookspecs(contract.FlowSpec)
+    pm.add_hookspecs(contract.RoutingSpec)
+    return pm
+
+
+def load_registry(
+    *,
+    warn: Callable[[str], None],
+    entries: list[PluginEntry] | None = None,
+    extra_plugins: Mapping[str, Any] | None = None,
+) -> Registry:
+    """Import every installed flow and routing plugin; broken ones are reported, not fatal.
+
+    ``extra_plugins`` registers in-process flows by id (tests and embedding applications).
+    """
+    strict = strict_plugins()
+    pm = new_plugin_manager()
+    flows: dict[str, Flow] = {}
+    broken: dict[str, BrokenPlugin] = {}
+
+    def report(entry: PluginEntry, error: str) -> None:
+        item = BrokenPlugin(entry, error)
+        if entry.group == contract.FLOW_GROUP:
+            broken[entry.name] = item
+        if strict:
+            raise PluginError(item.warning.replace("skipping", "cannot load", 1))
+        warn(item.warning)
+
+    all_entries = installed_entries() if entries is None else entries
+    claims: dict[str, list[PluginEntry]] = {}
+    for entry in all_entries:
+        if entry.group == contract.FLOW_GROUP:
+            claims.setdefault(entry.name, []).append(entry)
+
+    for flow_id, claimants in claims.items():
+        if len(claimants) > 1:
+            names = " and ".join(e.origin for e in claimants)
+            report(
+                claimants[0],
+                f"flow id '{flow_id}' is claimed by both {names}; uninstall one of them",
+            )
+
+    for entry in all_entries:
+        if entry.group == contract.FLOW_GROUP and len(claims[entry.name]) > 1:
+            continue
+        try:
+            obj = _load_object(entry.value)
+            pm.register(obj, name=f"{entry.group}:{entry.name}")
+        except Exception as exc:  # a plugin must never take exls down
+            report(entry, _describe(exc))
+            continue
+        if entry.group == contract.FLOW_GROUP:
+            flows[entry.name] = Flow(entry, pm, obj)
+
+    for flow_id, obj in (extra_plugins or {}).items():
+        entry = PluginEntry(contract.FLOW_GROUP, flow_id, "<in-process>", "in-process", "0")
+        pm.register(obj, name=f"{contract.FLOW_GROUP}:{flow_id}")
+        flows[flow_id] = Flow(entry, pm, obj)
+
+    return Registry(pm=pm, flows=flows, broken=broken, warn=warn)
