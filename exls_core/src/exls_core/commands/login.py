@@ -64,11 +64,12 @@ def _login(
     from exls_core.routing import resolve_route
     from exls_core.session import complete_login
 
-    metadata = fetch_metadata(settings)
+    # Everything that can be decided locally comes before the first network request.
     registry = load_registry(warn=ui.warning)
     flows = choose(registry, requested, current_environment())
     route = resolve_route(email, settings, registry, organization=organization, warn=ui.warning)
     ui.message(route.announcement)
+    metadata = fetch_metadata(settings)
 
     def make_request(flow: Flow) -> FlowRequest:
         return FlowRequest(

@@ -1,0 +1,1 @@
+"""An example exls flow plugin; see flow.py."""

@@ -1,0 +1,60 @@
+"""Sign in with a refresh token that another tool (a vault, a CI secret) already holds.
+
+A complete flow plugin in three hooks. Core does the rest: it validates the ID token in the
+answer and stores the session in the keyring; the plugin never touches either.
+"""
+
+from __future__ import annotations
+
+import os
+
+from exls_core.plugin import (
+    FlowEnvironment,
+    FlowFailed,
+    FlowRequest,
+    FlowUnavailable,
+    TokenResponse,
+    hookimpl,
+)
+
+VARIABLE = "EXLS_EXAMPLE_REFRESH_TOKEN"
+
+
+@hookimpl
+def exls_flow_title() -> str:
+    return "refresh token import"
+
+
+@hookimpl
+def exls_flow_priority(env: FlowEnvironment) -> float:
+    # Fast and side-effect free: look at the environment handed in, nothing else.
+    if not env.environ.get(VARIABLE):
+        raise FlowUnavailable(f"{VARIABLE} is not set")
+    return 200  # above the browser: if a token was handed over, use it
+
+
+@hookimpl
+def exls_flow_run(request: FlowRequest) -> TokenResponse:
+    import requests  # imported here: plugins are loaded before a flow is chosen
+
+    refresh_token = os.environ.get(VARIABLE, "")
+    if not refresh_token:
+        raise FlowFailed(f"Set {VARIABLE} to the refresh token to import.")
+    request.ui.message("Exchanging the imported refresh token...")
+    try:
+        answer = requests.post(
+            request.metadata["token_endpoint"],
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": refresh_token,
+                "client_id": request.client_id,
+            },
+            timeout=request.http_timeout,
+        )
+        body = answer.json()
+    except (requests.RequestException, ValueError) as exc:
+        raise FlowFailed(f"The token endpoint could not be used ({type(exc).__name__}).") from None
+    if answer.status_code != 200:
+        error = body.get("error", "unknown_error") if isinstance(body, dict) else "unknown_error"
+        raise FlowFailed(f"The identity provider refused the imported token ({error}).")
+    return TokenResponse.from_json(body)

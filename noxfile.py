@@ -1,0 +1,98 @@
+"""Developer and CI tasks. `nox` runs the whole suite; `nox -s demo` shows a real login.
+
+Virtualenvs are made with uv (fast). Only the running interpreter is used: the machines
+here have one Python, and exls supports 3.11+.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.sessions = ["lint", "types", "tests", "install_matrix", "e2e"]
+nox.options.error_on_missing_interpreters = True
+
+ROOT = Path(__file__).parent
+DISTRIBUTIONS = ["exls_core", "exls_flows_pkce", "exls_flows_device"]
+DEV = ["pytest>=8", "hypothesis>=6.100", "trustme>=1.1", "zxing-cpp>=2.2", "pillow>=10"]
+E2E = ["pytest>=8", "trustme>=1.1", "selenium>=4.20", "secretstorage>=3.3", "requests"]
+
+
+def install_exls(session: nox.Session, *extra: str) -> None:
+    editable = [arg for dist in DISTRIBUTIONS for arg in ("-e", dist)]
+    session.install(*editable, *extra)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and format check."""
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def types(session: nox.Session) -> None:
+    """mypy, strict on exls_core."""
+    install_exls(session, "mypy>=1.10", "types-requests", "pytest", "hypothesis")
+    session.run(
+        "mypy",
+        "exls_core/src/exls_core",
+        "exls_flows_pkce/src/exls_flows_pkce",
+        "exls_flows_device/src/exls_flows_device",
+    )
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Unit and integration tests (everything but the installs and the end-to-end tests)."""
+    install_exls(session, *DEV)
+    session.run(
+        "pytest",
+        "-m",
+        "not e2e and not install",
+        "--ignore=tests/e2e",
+        *session.posargs,
+    )
+
+
+@nox.session
+def install_matrix(session: nox.Session) -> None:
+    """Real installs: full, headless-only, a third-party plugin, a broken plugin."""
+    session.install("pytest>=8")
+    session.run("pytest", "-m", "install", "tests/install", *session.posargs)
+
+
+@nox.session
+def e2e(session: nox.Session) -> None:
+    """End to end: node-oidc-provider, a real Secret Service and headless Chromium."""
+    install_exls(session, *E2E)
+    idp = ROOT / "tests" / "idp"
+    if not (idp / "node_modules").is_dir():
+        session.run("npm", "ci", "--no-audit", "--no-fund", external=True, cwd=str(idp))
+    session.run("pytest", "-m", "e2e", "tests/e2e", *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Start the local identity provider and run `exls login` against it."""
+    install_exls(session, "trustme>=1.1")
+    idp = ROOT / "tests" / "idp"
+    if not (idp / "node_modules").is_dir():
+        session.run("npm", "ci", "--no-audit", "--no-fund", external=True, cwd=str(idp))
+    session.run("python", "tests/demo.py", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Start-up and hot-path benchmarks: medians and ratios, plus a JSON file."""
+    install_exls(session, "trustme>=1.1", "secretstorage>=3.3")
+    session.run("python", "tests/bench/bench.py", *session.posargs)
+
+
+def _which(name: str) -> str | None:
+    return shutil.which(name, path=os.environ.get("PATH"))

@@ -1,0 +1,217 @@
+"""The auto resolver with in-process fake flows: ranking, ties, reasons, fallback, Ctrl+C."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from exls_core.errors import ExlsError, PluginError, UsageError
+from exls_core.plugin import (
+    FlowEnvironment,
+    FlowFailed,
+    FlowFallback,
+    FlowRequest,
+    FlowUnavailable,
+    TokenResponse,
+    hookimpl,
+)
+from exls_core.plugins import load_registry
+from exls_core.resolver import choose, rank, run_flows
+
+ENV = FlowEnvironment(environ={}, platform="linux", stdin_is_terminal=False, stderr_is_terminal=False)
+
+
+@dataclass(eq=False)  # pluggy needs hashable plugin objects
+class FakeFlow:
+    """A flow plugin object: its hooks are methods, as pluggy allows."""
+
+    priority: float | None = 10
+    reason: str = "not here"
+    outcome: Any = "ok"  # "ok", or an exception instance to raise
+    title: str | None = None
+    calls: list[str] = field(default_factory=list)
+
+    @hookimpl
+    def exls_flow_title(self) -> str | None:
+        return self.title
+
+    @hookimpl
+    def exls_flow_priority(self, env: FlowEnvironment) -> float:
+        if self.priority is None:
+            raise FlowUnavailable(self.reason)
+        return self.priority
+
+    @hookimpl
+    def exls_flow_run(self, request: FlowRequest) -> TokenResponse:
+        self.calls.append(request.nonce)
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        return TokenResponse(access_token="at-" + request.nonce)
+
+
+def registry(**flows: Any) -> Any:
+    warnings: list[str] = []
+    reg = load_registry(warn=warnings.append, entries=[], extra_plugins=flows)
+    reg.test_warnings = warnings  # type: ignore[attr-defined]
+    return reg
+
+
+def request_for(flow: Any) -> FlowRequest:
+    return FlowRequest(
+        issuer="https://idp.test",
+        metadata={},
+        client_id="c",
+        scopes=("openid",),
+        nonce=flow.id,
+        ui=None,  # type: ignore[arg-type]
+    )
+
+
+def test_highest_priority_first_and_unavailable_dropped() -> None:
+    reg = registry(a=FakeFlow(priority=10), b=FakeFlow(priority=90), c=FakeFlow(priority=None))
+    assert [f.id for f in choose(reg, "auto", ENV)] == ["b", "a"]
+
+
+def test_ties_are_broken_by_id_whatever_the_registration_order() -> None:
+    assert [f.id for f in choose(registry(zeta=FakeFlow(5), alpha=FakeFlow(5)), "auto", ENV)] == [
+        "alpha",
+        "zeta",
+    ]
+    assert [f.id for f in choose(registry(alpha=FakeFlow(5), zeta=FakeFlow(5)), "auto", ENV)] == [
+        "alpha",
+        "zeta",
+    ]
+
+
+def test_rank_reports_reasons_of_unavailable_flows() -> None:
+    reg = registry(a=FakeFlow(priority=None, reason="no display"), b=FakeFlow(priority=1))
+    ranked = rank(reg, ENV)
+    assert [(r.flow.id, r.priority, r.reason) for r in ranked] == [
+        ("b", 1.0, None),
+        ("a", None, "no display"),
+    ]
+
+
+def test_nothing_available_explains_every_reason() -> None:
+    reg = registry(a=FakeFlow(priority=None, reason="no display"), b=FakeFlow(None, reason="no tty"))
+    with pytest.raises(ExlsError, match=r"a: no display; b: no tty"):
+        choose(reg, "auto", ENV)
+
+
+def test_explicit_flow_runs_even_when_unavailable() -> None:
+    reg = registry(a=FakeFlow(priority=None), b=FakeFlow(priority=1))
+    assert [f.id for f in choose(reg, "a", ENV)] == ["a"]
+
+
+def test_unknown_flow_is_a_usage_error_listing_installed_ones() -> None:
+    reg = registry(device_code=FakeFlow(priority=1))
+    with pytest.raises(UsageError) as err:
+        choose(reg, "pkce", ENV)
+    assert err.value.message == "flow 'pkce' is not installed; installed flows: device_code"
+    assert err.value.exit_code == 2
+
+
+def test_fallback_chain_announces_each_step() -> None:
+    first = FakeFlow(90, outcome=FlowFallback("Browser authentication timed out."))
+    second = FakeFlow(50, outcome=FlowFallback("Smart card not inserted."), title="smart card")
+    third = FakeFlow(10, title="device code flow")
+    reg = registry(pkce=first, card=second, device_code=third)
+    notes: list[str] = []
+    flow, _, response = run_flows(choose(reg, "auto", ENV), request_for, notes.append, may_fall_back=True)
+    assert flow.id == "device_code"
+    assert response.access_token == "at-device_code"
+    assert notes == [
+        "Browser authentication timed out. Falling back to smart card...",
+        "Smart card not inserted. Falling back to device code flow...",
+    ]
+    assert (first.calls, second.calls, third.calls) == (["pkce"], ["card"], ["device_code"])
+
+
+def test_last_flow_falling_back_becomes_the_error() -> None:
+    reg = registry(pkce=FakeFlow(90, outcome=FlowFallback("Browser authentication timed out.")))
+    with pytest.raises(FlowFailed, match="Browser authentication timed out."):
+        run_flows(choose(reg, "auto", ENV), request_for, lambda _: None, may_fall_back=True)
+
+
+def test_explicit_flow_never_falls_back() -> None:
+    later = FakeFlow(10)
+    reg = registry(pkce=FakeFlow(90, outcome=FlowFallback("Browser authentication timed out.")), d=later)
+    notes: list[str] = []
+    with pytest.raises(FlowFailed):
+        run_flows(choose(reg, "pkce", ENV), request_for, notes.append, may_fall_back=False)
+    assert notes == [] and later.calls == []
+
+
+def test_plain_failure_does_not_fall_back() -> None:
+    later = FakeFlow(10)
+    reg = registry(a=FakeFlow(90, outcome=FlowFailed("Login was denied.")), b=later)
+    with pytest.raises(FlowFailed, match="Login was denied."):
+        run_flows(choose(reg, "auto", ENV), request_for, lambda _: None, may_fall_back=True)
+    assert later.calls == []
+
+
+def test_ctrl_c_never_falls_back() -> None:
+    later = FakeFlow(10)
+    reg = registry(a=FakeFlow(90, outcome=KeyboardInterrupt()), b=later)
+    with pytest.raises(KeyboardInterrupt):
+        run_flows(choose(reg, "auto", ENV), request_for, lambda _: None, may_fall_back=True)
+    assert later.calls == []
+
+
+def test_each_attempt_gets_a_fresh_request() -> None:
+    reg = registry(a=FakeFlow(90, outcome=FlowFallback("x.")), b=FakeFlow(10))
+    seen: list[str] = []
+
+    def make(flow: Any) -> FlowRequest:
+        seen.append(flow.id)
+        return request_for(flow)
+
+    run_flows(choose(reg, "auto", ENV), make, lambda _: None, may_fall_back=True)
+    assert seen == ["a", "b"]
+
+
+class Exploding:
+    @hookimpl
+    def exls_flow_priority(self, env: FlowEnvironment) -> float:
+        raise RuntimeError("boom")
+
+
+class Chatty:
+    @hookimpl
+    def exls_flow_priority(self, env: FlowEnvironment) -> str:
+        return "high"
+
+
+@pytest.mark.parametrize("plugin", [Exploding(), Chatty(), object()])
+def test_a_flow_whose_check_misbehaves_is_marked_broken_not_fatal(plugin: Any) -> None:
+    reg = registry(bad=plugin, good=FakeFlow(1))
+    assert [f.id for f in choose(reg, "auto", ENV)] == ["good"]
+    assert "bad" in reg.broken and "bad" not in reg.flows
+    assert len(reg.test_warnings) == 1 and "skipping flow plugin 'bad'" in reg.test_warnings[0]
+
+
+def test_strict_mode_turns_a_broken_check_into_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXLS_STRICT_PLUGINS", "1")
+    reg = registry(bad=Exploding(), good=FakeFlow(1))
+    with pytest.raises(PluginError, match="RuntimeError: boom"):
+        choose(reg, "auto", ENV)
+
+
+def test_explicitly_choosing_a_broken_flow_fails_with_its_error() -> None:
+    reg = registry(bad=Exploding(), good=FakeFlow(1))
+    rank(reg, ENV)
+    with pytest.raises(PluginError, match="cannot use flow plugin 'bad'"):
+        choose(reg, "bad", ENV)
+
+
+def test_a_flow_returning_garbage_is_a_plugin_error() -> None:
+    class Garbage(FakeFlow):
+        @hookimpl
+        def exls_flow_run(self, request: FlowRequest) -> Any:
+            return {"access_token": "x"}
+
+    reg = registry(g=Garbage(1))
+    with pytest.raises(PluginError, match="instead of a TokenResponse"):
+        run_flows(choose(reg, "auto", ENV), request_for, lambda _: None, may_fall_back=True)

@@ -1,0 +1,152 @@
+"""Real installs: what users, packagers and enterprises get from the distributions.
+
+Each test installs distributions (not editable) into a fresh virtual environment, so flows
+are found only through their entry points, exactly as in the field.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from .conftest import CORE, DEVICE, EXAMPLE, PKCE, PLUGINS
+
+pytestmark = pytest.mark.install
+
+GUI = {"DISPLAY": ":0"}  # a desktop session, as far as flow availability can tell
+HEADLESS: dict[str, str] = {}
+
+
+def test_full_install_offers_both_flows_and_prefers_the_browser(make_venv) -> None:  # type: ignore[no-untyped-def]
+    venv = make_venv(CORE, PKCE, DEVICE)
+    version = venv.run("--version")
+    assert version.returncode == 0
+    assert "flow device_code: exls-flows-device 0.1.0" in version.stdout
+    assert "flow pkce: exls-flows-pkce 0.1.0" in version.stdout
+    listing = venv.flows_json(**GUI)
+    assert {row["id"]: row["status"] for row in listing["flows"]} == {
+        "pkce": "available",
+        "device_code": "available",
+    }
+    assert listing["auto"] == "pkce"
+    assert venv.flows_json(**HEADLESS)["auto"] == "device_code"
+
+
+def test_headless_only_build_uses_device_code(make_venv) -> None:  # type: ignore[no-untyped-def]
+    venv = make_venv(CORE, DEVICE)
+    listing = venv.flows_json(**GUI)
+    assert [row["id"] for row in listing["flows"]] == ["device_code"]
+    assert listing["auto"] == "device_code"  # even with a display: there is no browser flow
+    forced = venv.run("login", "--auth-flow", "pkce", "--email", "alice@example.com")
+    assert forced.returncode == 2
+    assert "flow 'pkce' is not installed; installed flows: device_code" in forced.stderr
+    env_forced = venv.run("login", "--email", "alice@example.com", EXLS_AUTH_FLOW="pkce")
+    assert env_forced.returncode == 2 and "flow 'pkce' is not installed" in env_forced.stderr
+    text = venv.run("auth", "flows", **GUI)
+    assert "device_code" in text.stdout and "pkce" not in text.stdout
+
+
+class _FakeProvider(BaseHTTPRequestHandler):
+    """Discovery plus a token endpoint that refuses every grant: enough to run a flow's hook."""
+
+    grants: list[str] = []
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _send(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        issuer = f"http://127.0.0.1:{self.server.server_port}"  # type: ignore[attr-defined]
+        if self.path == "/.well-known/openid-configuration":
+            self._send(
+                200,
+                {"issuer": issuer, "token_endpoint": issuer + "/token", "jwks_uri": issuer + "/jwks"},
+            )
+        else:
+            self._send(404, {})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", 0))
+        self.grants.append(self.rfile.read(length).decode())
+        self._send(400, {"error": "invalid_grant"})
+
+
+@pytest.fixture
+def fake_provider() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeProvider)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _FakeProvider.grants = []
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_third_party_flow_is_found_ranked_and_run(make_venv, fake_provider: str) -> None:  # type: ignore[no-untyped-def]
+    venv = make_venv(CORE, DEVICE, EXAMPLE)
+    listing = venv.flows_json()
+    row = next(r for r in listing["flows"] if r["id"] == "refresh_import")
+    assert (row["distribution"], row["version"], row["status"]) == (
+        "exls-flow-example",
+        "1.0.0",
+        "unavailable",
+    )
+    assert row["reason"] == "EXLS_EXAMPLE_REFRESH_TOKEN is not set"
+    assert venv.flows_json(EXLS_EXAMPLE_REFRESH_TOKEN="rt")["auto"] == "refresh_import"
+
+    result = venv.run(
+        "login",
+        "--email",
+        "alice@example.com",
+        EXLS_AUTH_ISSUER=fake_provider,
+        EXLS_EXAMPLE_REFRESH_TOKEN="imported-refresh-token",
+    )
+    assert result.returncode == 1, result.stderr
+    assert "The identity provider refused the imported token (invalid_grant)." in result.stderr
+    assert len(_FakeProvider.grants) == 1 and "grant_type=refresh_token" in _FakeProvider.grants[0]
+    assert "imported-refresh-token" not in result.stderr + result.stdout
+
+
+def test_broken_plugins_are_skipped_with_a_warning(make_venv) -> None:  # type: ignore[no-untyped-def]
+    venv = make_venv(CORE, DEVICE, PLUGINS / "exls-flow-broken")
+    assert venv.run("--version").returncode == 0
+    result = venv.run("auth", "flows", "--json")
+    assert result.returncode == 0, result.stderr
+    listing = json.loads(result.stdout)
+    rows = {r["id"]: r for r in listing["flows"]}
+    assert rows["missing_module"]["status"] == "broken"
+    assert "ModuleNotFoundError" in rows["missing_module"]["reason"]
+    assert rows["raising_check"]["status"] == "broken"
+    assert "availability check raised RuntimeError" in rows["raising_check"]["reason"]
+    assert rows["device_code"]["status"] == "available" and listing["auto"] == "device_code"
+
+    text = venv.run("auth", "flows")
+    warnings = [line for line in text.stderr.splitlines() if line.startswith("Warning:")]
+    assert len(warnings) == 2
+    assert all("pip uninstall exls-flow-broken" in line for line in warnings)
+
+    strict = venv.run("auth", "flows", EXLS_STRICT_PLUGINS="1")
+    assert strict.returncode == 1
+    assert "missing_module" in strict.stderr and "Traceback" not in strict.stderr
+
+
+def test_two_distributions_claiming_one_flow_id_are_both_named(make_venv) -> None:  # type: ignore[no-untyped-def]
+    venv = make_venv(CORE, DEVICE, PLUGINS / "exls-flow-duplicate")
+    listing = venv.flows_json()
+    row = next(r for r in listing["flows"] if r["id"] == "device_code")
+    assert row["status"] == "broken"
+    assert "exls-flows-device 0.1.0" in row["reason"]
+    assert "exls-flow-duplicate 2.0.0" in row["reason"]
+    forced = venv.run("login", "--auth-flow", "device_code", "--email", "a@example.com")
+    assert forced.returncode == 1
+    assert "claimed by both" in forced.stderr
