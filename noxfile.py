@@ -6,8 +6,6 @@ here have one Python, and exls supports 3.11+.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import nox
@@ -70,6 +68,7 @@ def install_matrix(session: nox.Session) -> None:
 @nox.session
 def e2e(session: nox.Session) -> None:
     """End to end: node-oidc-provider, a real Secret Service and headless Chromium."""
+    session.run("bash", "scripts/system-deps.sh", external=True)
     install_exls(session, *E2E)
     idp = ROOT / "tests" / "idp"
     if not (idp / "node_modules").is_dir():
@@ -80,7 +79,8 @@ def e2e(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """Start the local identity provider and run `exls login` against it."""
-    install_exls(session, "trustme>=1.1")
+    session.run("bash", "scripts/system-deps.sh", external=True)
+    install_exls(session, *E2E)
     idp = ROOT / "tests" / "idp"
     if not (idp / "node_modules").is_dir():
         session.run("npm", "ci", "--no-audit", "--no-fund", external=True, cwd=str(idp))
@@ -92,7 +92,3 @@ def bench(session: nox.Session) -> None:
     """Start-up and hot-path benchmarks: medians and ratios, plus a JSON file."""
     install_exls(session, "trustme>=1.1", "secretstorage>=3.3")
     session.run("python", "tests/bench/bench.py", *session.posargs)
-
-
-def _which(name: str) -> str | None:
-    return shutil.which(name, path=os.environ.get("PATH"))

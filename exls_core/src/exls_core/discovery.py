@@ -106,6 +106,10 @@ def fetch_metadata(settings: Settings, *, use_cache: bool = True) -> dict[str, A
                     "check EXLS_AUTH_ISSUER."
                 )
             document = read_json(response, "OpenID discovery endpoint")
+    except DiscoveryError:
+        raise
+    except ExlsError as exc:
+        raise DiscoveryError(exc.message) from None
     except requests.RequestException as exc:
         raise DiscoveryError(
             f"Cannot reach the identity provider: {describe_network_error(exc, url)}."
