@@ -62,7 +62,7 @@ def tests(session: nox.Session) -> None:
 def install_matrix(session: nox.Session) -> None:
     """Real installs: full, headless-only, a third-party plugin, a broken plugin."""
     session.install("pytest>=8")
-    session.run("pytest", "-m", "install", "tests/install", *session.posargs)
+    session.run("pytest", "-m", "install", "tests/install", "tests/routing", *session.posargs)
 
 
 @nox.session

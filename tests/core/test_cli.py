@@ -50,7 +50,8 @@ def test_unknown_flow_is_a_usage_error_before_any_prompt() -> None:
 
 
 @pytest.mark.parametrize(
-    ("var", "value"), [("EXLS_AUTH_PKCE_TIMEOUT", "soon"), ("EXLS_AUTH_ISSUER", "http://evil.example")]
+    ("var", "value"),
+    [("EXLS_AUTH_PKCE_TIMEOUT", "soon"), ("EXLS_AUTH_ISSUER", "http://evil.example")],
 )
 def test_bad_configuration_exits_2_with_one_line(var: str, value: str) -> None:
     result = exls("login", "--email", "a@example.com", **{var: value})

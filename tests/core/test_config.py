@@ -1,4 +1,4 @@
-"""Settings: environment beats file beats defaults; bad values name the source and what is expected."""
+"""Settings: environment beats file beats defaults; bad values name their source."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def test_environment_beats_file_beats_defaults(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         '[auth]\nclient_id = "from-file"\nflow = "pkce"\npkce_timeout = 30\n'
-        'callback_ports = [9100, 0]\n',
+        "callback_ports = [9100, 0]\n",
     )
     settings = load_settings({"EXLS_AUTH_FLOW": "device_code"}, path)
     assert settings.flow == "device_code"

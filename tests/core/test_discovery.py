@@ -24,7 +24,11 @@ class Provider(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         type(self).hits += 1
-        body = self.document if isinstance(self.document, bytes) else json.dumps(self.document).encode()
+        body = (
+            self.document
+            if isinstance(self.document, bytes)
+            else json.dumps(self.document).encode()
+        )
         self.send_response(self.status)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -58,7 +62,7 @@ def test_fetches_validates_and_caches(provider: str) -> None:
 
 def test_issuer_mismatch_is_refused_and_not_cached(provider: str) -> None:
     Provider.document = dict(Provider.document, issuer="https://evil.example")
-    with pytest.raises(DiscoveryError, match="says its issuer is 'https://evil.example'"):
+    with pytest.raises(DiscoveryError, match=r"says its issuer is 'https://evil\.example'"):
         fetch_metadata(Settings(issuer=provider))
     with pytest.raises(DiscoveryError):
         fetch_metadata(Settings(issuer=provider))
@@ -74,7 +78,9 @@ def test_issuer_mismatch_is_refused_and_not_cached(provider: str) -> None:
         (200, b"x" * (1024 * 1024 + 10), "too large"),
     ],
 )
-def test_bad_answers_are_clear_errors(provider: str, status: int, document: Any, message: str) -> None:
+def test_bad_answers_are_clear_errors(
+    provider: str, status: int, document: Any, message: str
+) -> None:
     Provider.status, Provider.document = status, document
     with pytest.raises(DiscoveryError, match=message):
         fetch_metadata(Settings(issuer=provider))
@@ -95,11 +101,18 @@ def test_unreachable_provider() -> None:
     ["http://idp.example.com/token", "javascript:alert(1)", "", 42],
 )
 def test_endpoints_must_be_https(endpoint: Any) -> None:
-    doc = {"issuer": "https://idp.example.com", "token_endpoint": endpoint, "jwks_uri": "https://idp.example.com/j"}
+    doc = {
+        "issuer": "https://idp.example.com",
+        "token_endpoint": endpoint,
+        "jwks_uri": "https://idp.example.com/j",
+    }
     with pytest.raises(DiscoveryError, match="token_endpoint"):
         validate(doc, "https://idp.example.com")
 
 
 def test_missing_required_endpoint() -> None:
     with pytest.raises(DiscoveryError, match="no jwks_uri"):
-        validate({"issuer": "https://i.example", "token_endpoint": "https://i.example/t"}, "https://i.example")
+        validate(
+            {"issuer": "https://i.example", "token_endpoint": "https://i.example/t"},
+            "https://i.example",
+        )

@@ -58,7 +58,9 @@ class Venv:
         env.update(extra)
         return env
 
-    def run(self, *args: str, input: str | None = None, **extra: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, input: str | None = None, **extra: str
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [self.exls, *args],
             env=self.env(**extra),
@@ -76,7 +78,7 @@ class Venv:
 
 @pytest.fixture(scope="session")
 def make_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """make_venv(*project_dirs) -> Venv with exactly those distributions installed (not editable)."""
+    """make_venv(*project_dirs) -> a Venv with exactly those distributions (not editable)."""
     made: dict[tuple[Path, ...], Venv] = {}
 
     def make(*projects: Path) -> Venv:
@@ -85,8 +87,15 @@ def make_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         path = tmp_path_factory.mktemp("venv")
         subprocess.run([*_uv(), "venv", "-q", str(path / "v")], check=True)
         subprocess.run(
-            [*_uv(), "pip", "install", "-q", "--python", str(path / "v" / "bin" / "python"),
-             *map(str, projects)],
+            [
+                *_uv(),
+                "pip",
+                "install",
+                "-q",
+                "--python",
+                str(path / "v" / "bin" / "python"),
+                *map(str, projects),
+            ],
             check=True,
         )
         venv = Venv(path / "v", path / "home")

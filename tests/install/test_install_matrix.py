@@ -71,7 +71,11 @@ class _FakeProvider(BaseHTTPRequestHandler):
         if self.path == "/.well-known/openid-configuration":
             self._send(
                 200,
-                {"issuer": issuer, "token_endpoint": issuer + "/token", "jwks_uri": issuer + "/jwks"},
+                {
+                    "issuer": issuer,
+                    "token_endpoint": issuer + "/token",
+                    "jwks_uri": issuer + "/jwks",
+                },
             )
         else:
             self._send(404, {})

@@ -26,7 +26,7 @@ LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 
 @dataclass(frozen=True)
 class SSODomain:
-    """A row of the ``[auth.sso_domains]`` table: ``"acme.com" = {name = ..., connection = ...}``."""
+    """A row of ``[auth.sso_domains]``: ``"acme.com" = {name = ..., connection = ...}``."""
 
     name: str
     params: Mapping[str, str]
@@ -190,9 +190,7 @@ def read_file(path: Path) -> dict[str, Any]:
     return auth
 
 
-def load_settings(
-    environ: Mapping[str, str] | None = None, path: Path | None = None
-) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None, path: Path | None = None) -> Settings:
     """Read settings from the environment and the config file, validating every value."""
     from exls_core.paths import config_file
 
@@ -202,9 +200,8 @@ def load_settings(
     known = set(PARSERS) | FILE_ONLY
     for key in from_file:
         if key not in known:
-            raise ConfigError(
-                f"{path}: [auth] {key} is not a setting; expected one of {', '.join(sorted(known))}."
-            )
+            expected = ", ".join(sorted(known))
+            raise ConfigError(f"{path}: [auth] {key} is not a setting; expected one of {expected}.")
 
     values: dict[str, Any] = {}
     for name, parse in PARSERS.items():
@@ -220,7 +217,9 @@ def load_settings(
         except ValueError as exc:
             raise ConfigError(f"{where}: expected {exc}, got {str(raw)[:60]!r}.") from None
     if "sso_domains" in from_file:
-        values["sso_domains"] = _sso_domains(from_file["sso_domains"], f"{path}: [auth.sso_domains]")
+        values["sso_domains"] = _sso_domains(
+            from_file["sso_domains"], f"{path}: [auth.sso_domains]"
+        )
     values["source"] = str(path) if from_file else "defaults"
     return Settings(**values)
 

@@ -156,7 +156,7 @@ class TokenResponse:
     """What a flow hands back to core: the token endpoint's answer (RFC 6749 5.1)."""
 
     access_token: str
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 (a type name, not a secret)
     expires_in: float | None = None
     refresh_token: str | None = None
     id_token: str | None = None
@@ -185,7 +185,7 @@ class TokenResponse:
 
         return cls(
             access_token=access_token,
-            token_type="Bearer",
+            token_type="Bearer",  # noqa: S106
             expires_in=expires,
             refresh_token=text("refresh_token"),
             id_token=text("id_token"),

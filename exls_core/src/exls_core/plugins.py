@@ -21,7 +21,7 @@ from typing import Any
 import pluggy
 
 from exls_core import plugin as contract
-from exls_core.errors import PluginError, UsageError
+from exls_core.errors import PluginError
 
 INDEX_VERSION = 1
 

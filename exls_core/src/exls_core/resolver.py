@@ -13,7 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from exls_core.errors import ExlsError, PluginError, UsageError
-from exls_core.plugin import FlowEnvironment, FlowFallback, FlowFailed, FlowRequest, FlowUnavailable, TokenResponse
+from exls_core.plugin import (
+    FlowEnvironment,
+    FlowFailed,
+    FlowFallback,
+    FlowRequest,
+    FlowUnavailable,
+    TokenResponse,
+)
 from exls_core.plugins import Flow, Registry
 
 AUTO = "auto"
@@ -80,12 +87,16 @@ def choose(registry: Registry, requested: str, env: FlowEnvironment) -> list[Flo
     if requested != AUTO:
         check_requested(requested, registry.installed_ids)
         if requested in registry.broken:
-            raise PluginError(registry.broken[requested].warning.replace("skipping", "cannot use", 1))
+            raise PluginError(
+                registry.broken[requested].warning.replace("skipping", "cannot use", 1)
+            )
         return [registry.flows[requested]]  # forced: run it even if it says it is unavailable
     ranked = rank(registry, env)
     chosen = [r.flow for r in ranked if r.available]
     if not chosen:
-        reasons = "; ".join(f"{r.flow.id}: {r.reason}" for r in ranked) or "no flow plugin is installed"
+        reasons = (
+            "; ".join(f"{r.flow.id}: {r.reason}" for r in ranked) or "no flow plugin is installed"
+        )
         raise ExlsError(
             f"No login flow can run here ({reasons}).",
             hint="Install a flow plugin (e.g. exls-flows-device) or choose one with --auth-flow.",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from exls_core.cli import LAZY_HELP, LazyGroup
-
 import click
+
+from exls_core.cli import LAZY_HELP, LazyGroup
 
 
 @click.group(
@@ -19,4 +19,4 @@ def auth() -> None:
     """Inspect the session and the installed login flows."""
 
 
-__all__ = ["auth", "LAZY_HELP"]
+__all__ = ["LAZY_HELP", "auth"]

@@ -38,7 +38,7 @@ def login(auth_flow: str | None, email: str | None, organization: str | None, no
     """
     from exls_core.config import load_settings
     from exls_core.plugins import flow_entries
-    from exls_core.resolver import AUTO, check_requested
+    from exls_core.resolver import check_requested
     from exls_core.ui import TerminalUI
 
     ui = TerminalUI()

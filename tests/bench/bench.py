@@ -1,0 +1,198 @@
+"""Start-up and hot-path benchmarks for exls: medians and ratios, measured side by side.
+
+Not a test: it prints a table and writes bench-results/bench.json for comparison between
+commits. Budgets are ratios to a baseline measured in the same run (absolute times drift
+between machines), e.g. `exls --version` at most 1.3x `python -c "import click"`.
+
+    nox -s bench                 # or: python tests/bench/bench.py --runs 21
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+@dataclass
+class Case:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    until: str | None = None  # stop timing when this text appears on stderr (prompts)
+
+
+def run_once(case: Case) -> float:
+    start = time.perf_counter()
+    if case.until is None:
+        subprocess.run(
+            case.argv,
+            env=case.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            check=True,
+            timeout=60,
+        )
+        return time.perf_counter() - start
+    return _time_to_prompt(case, start)
+
+
+def _time_to_prompt(case: Case, start: float) -> float:
+    """Run under a pseudo-terminal and stop the clock when the prompt text appears."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # child
+        os.execvpe(case.argv[0], case.argv, case.env)  # noqa: S606
+    seen = b""
+    try:
+        deadline = start + 30
+        while case.until.encode() not in seen:
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"{case.name}: no prompt; saw {seen[-200:]!r}")
+            ready, _, _ = select.select([fd], [], [], 1)
+            if ready:
+                try:
+                    seen += os.read(fd, 4096)
+                except OSError:
+                    break
+        return time.perf_counter() - start
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        os.close(fd)
+
+
+def measure(cases: list[Case], runs: int, warmup: int) -> dict[str, list[float]]:
+    """Alternate the cases run by run so drift hits them all alike."""
+    times: dict[str, list[float]] = {c.name: [] for c in cases}
+    for i in range(warmup + runs):
+        for case in cases if i % 2 == 0 else reversed(cases):
+            elapsed = run_once(case)
+            if i >= warmup:
+                times[case.name].append(elapsed)
+    return times
+
+
+@dataclass
+class Budget:
+    name: str
+    measured: str
+    baseline: str
+    max_ratio: float
+
+
+def report(times: dict[str, list[float]], budgets: list[Budget], out: Path) -> bool:
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    print(f"\n{'case':<58} {'median ms':>10} {'runs':>5}")
+    for name, value in medians.items():
+        print(f"{name:<58} {value * 1000:>10.1f} {len(times[name]):>5}")
+    print(f"\n{'budget':<58} {'ratio':>7} {'max':>6}  ok")
+    ok_all = True
+    results = []
+    for b in budgets:
+        ratio = medians[b.measured] / medians[b.baseline]
+        ok = ratio <= b.max_ratio
+        ok_all &= ok
+        results.append({"budget": b.name, "ratio": round(ratio, 3), "max": b.max_ratio, "ok": ok})
+        print(f"{b.name:<58} {ratio:>7.2f} {b.max_ratio:>6.2f}  {'yes' if ok else 'NO'}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "python": sys.version.split()[0],
+        "medians_ms": {k: round(v * 1000, 2) for k, v in medians.items()},
+        "samples_ms": {k: [round(x * 1000, 2) for x in v] for k, v in times.items()},
+        "budgets": results,
+    }
+    out.write_text(json.dumps(payload, indent=2))
+    print(f"\nwrote {out}")
+    return ok_all
+
+
+def make_dummy_distributions(site: Path, count: int) -> None:
+    """Unrelated installed distributions, as in a big data-science environment."""
+    for i in range(count):
+        info = site / f"dummy_pkg_{i:03d}-1.0.dist-info"
+        info.mkdir(exist_ok=True)
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: dummy-pkg-{i:03d}\nVersion: 1.0\n"
+        )
+        (info / "entry_points.txt").write_text(
+            f"[console_scripts]\ndummy{i} = dummy_pkg_{i}:main\n"
+        )
+        (info / "RECORD").write_text("")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "bench.json")
+    parser.add_argument("--only", choices=["startup", "token", "all"], default="all")
+    args = parser.parse_args(argv)
+
+    from bench_setup import token_cases  # the keyring-backed hot path (needs a Secret Service)
+
+    exls = shutil.which("exls")
+    if not exls:
+        print(
+            "exls is not installed in this environment (run through `nox -s bench`)",
+            file=sys.stderr,
+        )
+        return 1
+    home = Path(tempfile.mkdtemp(prefix="exls-bench-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXLS_")}
+    env.update(
+        XDG_CACHE_HOME=str(home / "cache"),
+        XDG_CONFIG_HOME=str(home / "config"),
+        XDG_STATE_HOME=str(home / "state"),
+        XDG_RUNTIME_DIR=str(home / "runtime"),
+    )
+    py = sys.executable
+    cases = [
+        Case("python -c 'import click' (baseline)", [py, "-c", "import click"], env),
+        Case("exls --version", [exls, "--version"], env),
+        Case("exls --help", [exls, "--help"], env),
+        Case("exls login: time to the email prompt", [exls, "login"], env, until="Email"),
+    ]
+    budgets = [
+        Budget("exls --version <= 1.3x import click", "exls --version", cases[0].name, 1.3),
+        Budget("exls --help <= 1.3x import click", "exls --help", cases[0].name, 1.3),
+        Budget("login to email prompt <= 1.5x import click", cases[3].name, cases[0].name, 1.5),
+    ]
+    cleanup: list[Callable[[], None]] = []
+    try:
+        if args.only in ("token", "all"):
+            extra_cases, extra_budgets, stop = token_cases(exls, env, home)
+            cases += extra_cases
+            budgets += extra_budgets
+            cleanup.append(stop)
+        if args.only == "token":
+            cases = [c for c in cases if c.name not in {b.measured for b in budgets[:3]}]
+            budgets = budgets[3:]
+            cases = cases[1:] if False else cases
+        times = measure(cases, args.runs, args.warmup)
+        ok = report(times, budgets, args.out)
+    finally:
+        for stop in cleanup:
+            stop()
+        shutil.rmtree(home, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
