@@ -16,7 +16,7 @@ nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
 DISTRIBUTIONS = ["exls_core", "exls_flows_pkce", "exls_flows_device"]
-DEV = ["pytest>=8", "hypothesis>=6.100", "trustme>=1.1", "zxing-cpp>=2.2", "pillow>=10"]
+DEV = ["pytest>=8", "hypothesis>=6.100", "trustme>=1.1", "zxing-cpp>=2.2"]
 E2E = ["pytest>=8", "trustme>=1.1", "selenium>=4.20", "secretstorage>=3.3", "requests"]
 
 
