@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 from device_fakes import FakeUI
-from exls_core.plugin import FlowFailed, FlowRequest
 
+from exls_core.plugin import FlowFailed, FlowRequest
 from exls_flows_device import authorization
 
 GOOD = {

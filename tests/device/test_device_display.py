@@ -6,8 +6,8 @@ import io
 
 import pytest
 from device_fakes import ANSI, FakeUI, decode, parse_half_blocks, qr_lines, render_plain
-from exls_core.ui import TerminalUI
 
+from exls_core.ui import TerminalUI
 from exls_flows_device import authorization, display
 
 URI = "https://idp.example/device"

@@ -14,8 +14,8 @@ from urllib.parse import parse_qsl
 
 import pytest
 from device_fakes import FakeClock, FakeUI, decode, parse_half_blocks, qr_lines
-from exls_core.plugin import PRIORITY_DEVICE_CODE, FlowEnvironment, FlowFailed, FlowRequest
 
+from exls_core.plugin import PRIORITY_DEVICE_CODE, FlowEnvironment, FlowFailed, FlowRequest
 from exls_flows_device import flow, poller
 
 DEVICE_CODE = "DC-SECRET-GmRhmhcxhwAzkoEqiMEg_DnyEysNkuNhszIySk9eS"

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 from device_fakes import FakeClock
-from exls_core.plugin import FlowFailed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from exls_core.plugin import FlowFailed
 from exls_flows_device import poller
 
 DENIED, EXPIRED, Transient = poller.DENIED, poller.EXPIRED, poller.Transient

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+
 from exls_core.email import ask_email, last_email, remember_email
 from exls_core.errors import EXIT_USAGE, UsageError
 from exls_core.paths import state_dir

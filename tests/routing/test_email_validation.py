@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from exls_core.email import InvalidEmail, normalize_domain, validate_email
 from hypothesis import given
 from hypothesis import strategies as st
+
+from exls_core.email import InvalidEmail, normalize_domain, validate_email
 
 
 @pytest.mark.parametrize(

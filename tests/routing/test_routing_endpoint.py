@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
 from exls_core.config import Settings, SSODomain
 from exls_core.paths import cache_dir
 from exls_core.plugin import SSORoute

@@ -6,12 +6,13 @@ import unicodedata
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from exls_core.config import Settings, SSODomain
 from exls_core.plugin import FlowRequest, SSORoute, hookimpl
 from exls_core.plugins import Registry, new_plugin_manager
 from exls_core.routing import ALLOWED_PARAMS, MAX_VALUE, RESERVED_PARAMS, resolve_route, vet_params
-from hypothesis import given
-from hypothesis import strategies as st
 
 SOURCE = "the test source"
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from exls_core.config import Settings, SSODomain, load_settings
 from exls_core.errors import EXIT_USAGE, PluginError, UsageError
 from exls_core.plugin import SSORoute, hookimpl

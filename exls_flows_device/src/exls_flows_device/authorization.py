@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from exls_core.plugin import FlowFailed, FlowRequest
-
 from exls_flows_device.poller import parse_expires_in, parse_interval
 from exls_flows_device.text import clean
 
@@ -97,6 +96,7 @@ def parse(body: object) -> DeviceCode:
 def request_code(session: requests.Session, request: FlowRequest) -> DeviceCode:
     """POST the device authorization request and return the validated answer."""
     import requests
+
     from exls_core.errors import ExlsError
     from exls_core.http import describe_network_error, read_json
 

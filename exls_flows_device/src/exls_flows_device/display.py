@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 from exls_core.plugin import UI, StatusLine
-
 from exls_flows_device.authorization import DeviceCode
 
 MAX_QR_DATA = 1000  # characters; longer links give codes too large for a terminal

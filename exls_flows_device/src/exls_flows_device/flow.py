@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from exls_core.plugin import FlowRequest, TokenResponse
-
 from exls_flows_device import authorization, display, poller
 
 if TYPE_CHECKING:
@@ -46,6 +45,7 @@ def token_poster(
 ) -> Callable[[], poller.Reply]:
     """One token request per call; network trouble and non-JSON answers become Transient."""
     import requests
+
     from exls_core.errors import ExlsError
     from exls_core.http import describe_network_error, read_json
 

@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from exls_core.plugin import FlowFailed
-
 from exls_flows_device.text import clean
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
