@@ -22,7 +22,9 @@ def _private_dirs(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(home / "runtime"))
+    runtime = home / "runtime"
+    runtime.mkdir(mode=0o700)  # platformdirs wants a private runtime dir, else it warns
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     for name in list(os.environ):
         if name.startswith("EXLS_"):
             monkeypatch.delenv(name)

@@ -93,7 +93,8 @@ def main() -> None:
 def run() -> None:
     """Console-script entry point: maps exls errors and Ctrl+C to messages and exit codes."""
     try:
-        main.main(prog_name="exls", standalone_mode=False)
+        # Without standalone mode click returns the exit code of ctx.exit(n) instead of exiting.
+        code = main.main(prog_name="exls", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -112,7 +113,7 @@ def run() -> None:
         sys.exit(exc.exit_code)
     except BrokenPipeError:
         sys.exit(1)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,132 @@
+"""``exls logout``, ``exls auth status`` and ``exls auth token``.
+
+``auth token`` is the hot path of every script: while the stored token is valid it imports
+only click, keyring and the session store (no requests, rich, jwt or flow plugins).
+"""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+def logout() -> None:
+    """Remove your stored tokens (and revoke them at the provider)."""
+    from exls_core.config import load_settings
+    from exls_core.session import logout as end_session
+    from exls_core.ui import TerminalUI
+
+    ui = TerminalUI()
+    result = end_session(load_settings())
+    if not result.was_logged_in:
+        ui.message("You are not logged in.")
+        return
+    if result.revocation_problem:
+        ui.warning(
+            "could not revoke the tokens at the identity provider "
+            f"({result.revocation_problem.rstrip('.')}); "
+            "local credentials were removed anyway."
+        )
+    ui.message("Logged out.")
+
+
+def _relative(seconds: float) -> str:
+    amount = abs(int(seconds))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if amount >= size:
+            count = amount // size
+            text = f"{count} {unit}{'s' if count != 1 else ''}"
+            break
+    else:
+        text = f"{amount} second{'s' if amount != 1 else ''}"
+    return f"in {text}" if seconds >= 0 else f"{text} ago"
+
+
+def _iso(timestamp: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
+def status(as_json: bool) -> None:
+    """Show whether you are logged in, as whom, and until when (exit 1 when not).
+
+    Never prints a token. The status is data: it goes to stdout.
+    """
+    import json
+    import time
+
+    from exls_core.config import load_settings
+    from exls_core.session import SessionStore
+
+    settings = load_settings()
+    store = SessionStore()
+    session = store.load()
+    backend = store.backend_name()
+    plaintext = store.is_plaintext()
+    if session is None:
+        if as_json:
+            click.echo(json.dumps({"logged_in": False, "keyring_backend": backend}, indent=2))
+        else:
+            click.echo("You are not logged in.")
+            click.echo(f"  keyring:  {backend}")
+        raise click.exceptions.Exit(1)
+
+    now = time.time()
+    left = session.expires_at - now
+    matches = (session.issuer, session.client_id) == (settings.issuer, settings.client_id)
+    if as_json:
+        data = {
+            "logged_in": True,
+            "email": session.email,
+            "subject": session.subject,
+            "issuer": session.issuer,
+            "client_id": session.client_id,
+            "expires_at": _iso(session.expires_at),
+            "expires_in": int(left),
+            "expired": left <= 0,
+            "refreshable": bool(session.refresh_token),
+            "scopes": list(session.scopes),
+            "flow": session.flow,
+            "logged_in_at": _iso(session.logged_in_at),
+            "keyring_backend": backend,
+            "keyring_plaintext": plaintext,
+            "matches_settings": matches,
+        }
+        click.echo(json.dumps(data, indent=2))
+        return
+    if left > 0:
+        expiry = f"{_iso(session.expires_at)} ({_relative(left)})"
+    else:
+        expiry = f"{_iso(session.expires_at)} (expired {_relative(left)})"
+    if session.refresh_token:
+        expiry += ", renewed automatically" if left > 0 else ", renewed on next use"
+    click.echo(f"Logged in as {session.display_name}")
+    rows = [
+        ("subject", session.subject),
+        ("issuer", session.issuer),
+        ("expires", expiry),
+        ("scopes", " ".join(session.scopes)),
+        ("flow", session.flow),
+        ("keyring", backend + (" (stores tokens unencrypted)" if plaintext else "")),
+    ]
+    for name, value in rows:
+        click.echo(f"  {name + ':':<9} {value}")
+    if not matches:
+        click.echo(
+            f"  note:     exls is now configured for {settings.issuer} "
+            f'(client {settings.client_id}); run "exls login".'
+        )
+
+
+@click.command()
+def token() -> None:
+    """Print a valid access token on stdout (refreshing it if needed).
+
+    For scripts: curl -H "Authorization: Bearer $(exls auth token)" ...
+    """
+    from exls_core.session import get_access_token
+
+    click.echo(get_access_token())

@@ -1,0 +1,91 @@
+"""Logout: revoke the tokens at the provider (RFC 7009), then remove every stored entry."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from exls_core.errors import ExlsError
+from exls_core.session.model import Session
+from exls_core.session.store import CorruptedSession, SessionStore
+
+if TYPE_CHECKING:
+    from exls_core.config import Settings
+
+REVOKE_TIMEOUT = 5.0  # logout must not wait long for a provider that is down
+
+
+@dataclass(frozen=True)
+class LogoutResult:
+    was_logged_in: bool
+    revocation_problem: str | None  # why the provider did not confirm the revocation
+
+
+def _error_code(response: Any) -> str | None:
+    from exls_core.http import read_json
+
+    try:
+        body = read_json(response, "revocation endpoint")
+    except ExlsError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    return str(error)[:60] if error else None
+
+
+def revoke_tokens(session: Session, metadata: Mapping[str, Any], timeout: float) -> str | None:
+    """Revoke the refresh token, then the access token; None when done, else the problem."""
+    endpoint = metadata.get("revocation_endpoint")
+    if not isinstance(endpoint, str):
+        return None  # the provider offers no revocation: removing the tokens is all we can do
+    import requests
+
+    from exls_core.http import describe_network_error, new_session
+
+    tokens = [(session.refresh_token, "refresh_token"), (session.access_token, "access_token")]
+    with new_session(timeout) as http:
+        for token, hint in tokens:
+            if not token:
+                continue
+            data = {"token": token, "token_type_hint": hint, "client_id": session.client_id}
+            try:
+                response = http.post(endpoint, data=data, stream=True)
+            except requests.RequestException as exc:
+                return describe_network_error(exc, endpoint)
+            if response.status_code == 200:
+                continue
+            error = _error_code(response)
+            if hint == "access_token" and error == "unsupported_token_type":
+                continue  # many providers revoke only refresh tokens (RFC 7009 2.2.1)
+            return f"{endpoint} answered HTTP {response.status_code}" + (
+                f" ({error})" if error else ""
+            )
+    return None
+
+
+def _revoke(settings: Settings, session: Session) -> str | None:
+    from exls_core.discovery import fetch_metadata
+
+    # The session's own issuer: the configuration may have changed since the login.
+    timeout = min(settings.http_timeout, REVOKE_TIMEOUT)
+    where = dataclasses.replace(settings, issuer=session.issuer, http_timeout=timeout)
+    try:
+        return revoke_tokens(session, fetch_metadata(where), timeout)
+    except ExlsError as exc:
+        return exc.message
+
+
+def logout(settings: Settings, *, store: SessionStore | None = None) -> LogoutResult:
+    """Revoke what can be revoked, then remove every entry whatever the revocation said."""
+    from exls_core.session.locking import session_lock
+
+    store = store or SessionStore()
+    with session_lock():
+        try:
+            session = store.load()
+        except CorruptedSession:
+            session = None  # nothing usable to revoke; the entries still go
+        problem = _revoke(settings, session) if session is not None else None
+        existed = store.clear()
+    return LogoutResult(existed or session is not None, problem)

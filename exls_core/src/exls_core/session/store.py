@@ -1,0 +1,172 @@
+"""The session in the OS keyring, written so that an interrupted store never mixes sessions.
+
+Layout under the service ``exalsius_cli``:
+
+* ``session.a.0``, ``session.a.1``, ... and ``session.b.0``, ...: two slots, each holding the
+  session JSON cut into chunks (see :mod:`exls_core.session.chunks`);
+* ``session``: the pointer, naming the slot in use with the chunks' count, length and SHA-256.
+
+A store writes the new chunks into the slot the pointer does not name, then rewrites the
+pointer (the single commit write), then empties the old slot. Crashing after any write leaves
+either the old pointer (old session intact) or the new one (new session complete). Slots are
+filled upwards and emptied downwards, so a slot always holds chunks 0..k: whatever an
+interrupted write left behind is found by probing and removed by the next store or logout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable
+
+from exls_core.errors import ExlsError
+from exls_core.session import chunks
+from exls_core.session.keyring_calls import (
+    Keyring,
+    KeyringFailure,
+    backend_name,
+    fix_hint,
+    is_disabled,
+    is_plaintext,
+)
+from exls_core.session.model import Session
+
+POINTER = "session"
+READ_ATTEMPTS = 3  # a reader racing a store retries when the pointer moved under it
+CORRUPTED_HINT = 'Run "exls logout", then "exls login".'
+
+
+class StoreError(ExlsError):
+    """The keyring failed; the message starts with Failed to load/store/remove token."""
+
+
+class CorruptedSession(StoreError):
+    """The stored entries do not form a complete session (logout removes them)."""
+
+
+def _stderr_warning(text: str) -> None:
+    print(f"Warning: {text}", file=sys.stderr, flush=True)
+
+
+_warned_plaintext = False
+
+
+class SessionStore:
+    def __init__(
+        self, keyring: Keyring | None = None, warn: Callable[[str], None] = _stderr_warning
+    ) -> None:
+        self.keyring = keyring or Keyring()
+        self._warn = warn
+
+    def backend_name(self) -> str:
+        try:
+            return backend_name(self.keyring.backend)
+        except KeyringFailure as exc:
+            return f"unavailable ({exc.cause})"
+
+    def is_plaintext(self) -> bool:
+        try:
+            return is_plaintext(self.keyring.backend)
+        except KeyringFailure:
+            return False
+
+    # --- load
+
+    def load(self) -> Session | None:
+        """The stored session, None when there is none; StoreError when unreadable."""
+        try:
+            return self._load()
+        except KeyringFailure as exc:
+            raise StoreError(f"Failed to load token: {exc.cause}", hint=fix_hint()) from None
+
+    def _load(self) -> Session | None:
+        for _ in range(READ_ATTEMPTS):
+            raw = self.keyring.get(POINTER)
+            if raw is None:
+                return None
+            try:
+                pointer = chunks.Pointer.decode(raw)
+                text = chunks.join(pointer, self._read_slot(pointer))
+                return Session.from_json(text)
+            except ValueError:
+                if self.keyring.get(POINTER) == raw:
+                    break  # nobody committed meanwhile: this is what is stored
+        raise CorruptedSession(
+            "Failed to load token: stored session is corrupted", hint=CORRUPTED_HINT
+        )
+
+    def _read_slot(self, pointer: chunks.Pointer) -> list[str | None]:
+        pieces: list[str | None] = []
+        for index in range(pointer.chunks):
+            piece = self.keyring.get(chunks.chunk_name(pointer.slot, index))
+            pieces.append(piece)
+            if piece is None:
+                break
+        return pieces
+
+    # --- store
+
+    def save(self, session: Session) -> None:
+        """Replace the stored session. Callers hold the session lock (one writer at a time)."""
+        try:
+            self._check_backend()
+            self._save(session)
+        except KeyringFailure as exc:
+            raise StoreError(f"Failed to store token: {exc.cause}", hint=fix_hint()) from None
+        except chunks.ChunkError as exc:
+            raise StoreError(f"Failed to store token: {exc}") from None
+
+    def _check_backend(self) -> None:
+        global _warned_plaintext
+        keyring_backend = self.keyring.backend
+        if is_disabled(keyring_backend):
+            raise KeyringFailure("the keyring is disabled (keyring.backends.null)")
+        if is_plaintext(keyring_backend) and not _warned_plaintext:
+            _warned_plaintext = True
+            self._warn(
+                f"the keyring backend {backend_name(keyring_backend)} stores your tokens "
+                "unencrypted on disk."
+            )
+
+    def _save(self, session: Session) -> None:
+        text = session.to_json()
+        pieces = chunks.split(text)
+        old = self._current_slot()
+        target = chunks.other_slot(old) if old else chunks.SLOTS[0]
+        self._empty_slot(target)  # leftovers of an interrupted store or logout
+        for index, piece in enumerate(pieces):
+            self.keyring.set(chunks.chunk_name(target, index), piece)
+        self.keyring.set(POINTER, chunks.make_pointer(target, text, pieces).encode())
+        with contextlib.suppress(KeyringFailure):  # committed: a later write cleans up
+            self._empty_slot(chunks.other_slot(target))
+
+    def _current_slot(self) -> str | None:
+        raw = self.keyring.get(POINTER)
+        try:
+            return chunks.Pointer.decode(raw).slot if raw is not None else None
+        except chunks.ChunkError:
+            return None  # unreadable pointer: both slots are fair game
+
+    def _empty_slot(self, slot: str) -> None:
+        count = 0
+        while (
+            count < chunks.MAX_CHUNKS
+            and self.keyring.get(chunks.chunk_name(slot, count)) is not None
+        ):
+            count += 1
+        for index in reversed(range(count)):  # top down keeps the slot a prefix 0..k
+            self.keyring.delete(chunks.chunk_name(slot, index))
+
+    # --- remove
+
+    def clear(self) -> bool:
+        """Remove every entry (pointer first, then both slots); True when a session existed."""
+        try:
+            existed = self.keyring.get(POINTER) is not None
+            if existed:
+                self.keyring.delete(POINTER)
+            for slot in chunks.SLOTS:
+                self._empty_slot(slot)
+            return existed
+        except KeyringFailure as exc:
+            raise StoreError(f"Failed to remove token: {exc.cause}", hint=fix_hint()) from None

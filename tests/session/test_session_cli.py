@@ -1,0 +1,240 @@
+"""exls logout, exls auth status and exls auth token: messages, streams and exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import pytest
+from keyring.errors import KeyringLocked
+from session_testkit import CLIENT_ID, FakeIdP, MemoryKeyring, make_session
+
+from exls_core.cli import run
+from exls_core.session import SessionStore
+
+
+@pytest.fixture
+def configured(idp: FakeIdP, monkeypatch: pytest.MonkeyPatch) -> FakeIdP:
+    monkeypatch.setenv("EXLS_AUTH_ISSUER", idp.issuer)
+    monkeypatch.setenv("EXLS_AUTH_CLIENT_ID", CLIENT_ID)
+    return idp
+
+
+def exls(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["exls", *args])
+    with pytest.raises(SystemExit) as caught:
+        run()
+    out, err = capsys.readouterr()
+    return int(caught.value.code or 0), out, err
+
+
+def log_in(idp: FakeIdP, **overrides: object) -> None:
+    values = {"access_token": "SECRET-AT", "refresh_token": "SECRET-RT", "id_token": "SECRET-ID"}
+    SessionStore().save(make_session(idp.issuer, **{**values, **overrides}))
+
+
+Run = tuple[pytest.MonkeyPatch, pytest.CaptureFixture[str]]
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Run:
+    return monkeypatch, capsys
+
+
+# --- logout
+
+
+def test_logout_revokes_then_removes_everything(
+    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run
+) -> None:
+    log_in(configured)
+    assert exls(*cli, "logout") == (0, "", "Logged out.\n")
+    assert memory_keyring.entries == {}
+    assert configured.revoked == [
+        ("SECRET-RT", "refresh_token", CLIENT_ID),
+        ("SECRET-AT", "access_token", CLIENT_ID),
+    ]
+
+
+def test_logout_when_revocation_fails_still_removes(
+    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run
+) -> None:
+    configured.revoke_status = 503
+    log_in(configured)
+    code, out, err = exls(*cli, "logout")
+    assert (code, out) == (0, "")
+    warning, done = err.splitlines()
+    assert warning.startswith("Warning: could not revoke the tokens at the identity provider (")
+    assert warning.endswith("local credentials were removed anyway.")
+    assert "HTTP 503" in warning and "SECRET" not in err
+    assert done == "Logged out."
+    assert memory_keyring.entries == {}
+
+
+def test_logout_with_the_provider_down_still_removes(
+    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run
+) -> None:
+    log_in(configured)
+    configured.stop()
+    code, _, err = exls(*cli, "logout")
+    assert code == 0 and "Cannot reach the identity provider" in err and "Logged out." in err
+    assert memory_keyring.entries == {}
+
+
+def test_logout_without_a_revocation_endpoint(
+    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run
+) -> None:
+    configured.revocation = False
+    log_in(configured)
+    assert exls(*cli, "logout") == (0, "", "Logged out.\n")
+    assert configured.revoked == []
+
+
+def test_logout_when_not_logged_in(
+    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run
+) -> None:
+    assert exls(*cli, "logout") == (0, "", "You are not logged in.\n")
+    assert configured.revoked == []
+
+
+def test_logout_removes_a_corrupted_session(
+    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run
+) -> None:
+    log_in(configured)
+    memory_keyring.entries[("exalsius_cli", "session.a.0")] = "garbage"
+    code, _, err = exls(*cli, "auth", "token")
+    assert code == 1
+    assert err == (
+        "Error: Failed to load token: stored session is corrupted\n"
+        'Run "exls logout", then "exls login".\n'
+    )
+    assert exls(*cli, "logout") == (0, "", "Logged out.\n")
+    assert memory_keyring.entries == {}
+
+
+# --- status
+
+
+def test_status_when_logged_in(
+    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run
+) -> None:
+    log_in(configured, expires_at=time.time() + 1800)
+    code, out, err = exls(*cli, "auth", "status")
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0] == "Logged in as alice@example.com"
+    assert f"  issuer:   {configured.issuer}" in lines
+    assert any(line.startswith("  expires:  20") and "(in 29 minutes)" in line for line in lines)
+    assert "  scopes:   openid profile email offline_access" in lines
+    assert "  flow:     pkce" in lines
+    assert "  keyring:  session_testkit.MemoryKeyring" in lines
+    assert "SECRET" not in out
+
+
+def test_status_json(memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run) -> None:
+    log_in(configured, expires_at=time.time() - 90)
+    code, out, err = exls(*cli, "auth", "status", "--json")
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    assert data["logged_in"] is True and data["expired"] is True and data["refreshable"] is True
+    assert data["email"] == "alice@example.com" and data["subject"] == "auth0|alice"
+    assert data["issuer"] == configured.issuer and data["matches_settings"] is True
+    assert data["expires_in"] < 0 and data["expires_at"].endswith("+00:00")
+    assert data["flow"] == "pkce" and data["keyring_backend"] == "session_testkit.MemoryKeyring"
+    assert "SECRET" not in out
+
+
+def test_status_when_not_logged_in(
+    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run
+) -> None:
+    code, out, err = exls(*cli, "auth", "status")
+    assert (code, err) == (1, "")
+    assert out.startswith("You are not logged in.\n")
+    code, out, _ = exls(*cli, "auth", "status", "--json")
+    assert code == 1 and json.loads(out)["logged_in"] is False
+
+
+def test_status_notes_a_changed_configuration(
+    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log_in(configured)
+    monkeypatch.setenv("EXLS_AUTH_ISSUER", "https://other.example/")
+    code, out, _ = exls(*cli, "auth", "status")
+    assert code == 0 and "configured for https://other.example/" in out
+
+
+def test_status_with_a_locked_keyring(
+    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run
+) -> None:
+    memory_keyring.read_error = lambda: KeyringLocked("locked")
+    code, out, err = exls(*cli, "auth", "status")
+    assert (code, out) == (1, "")
+    assert err.startswith("Error: Failed to load token: the keyring is locked\nOn Linux, start")
+
+
+# --- token
+
+
+def test_token_prints_only_the_token(
+    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run
+) -> None:
+    log_in(configured)
+    assert exls(*cli, "auth", "token") == (0, "SECRET-AT\n", "")
+    assert configured.discovery_hits == 0
+
+
+def test_token_refreshes_an_expired_token(
+    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run
+) -> None:
+    log_in(configured, expires_at=time.time() - 10, refresh_token="rt-0")
+    assert exls(*cli, "auth", "token") == (0, "at-1\n", "")
+
+
+def test_token_when_not_logged_in(
+    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run
+) -> None:
+    assert exls(*cli, "auth", "token") == (
+        1,
+        "",
+        'Error: You are not logged in. Run "exls login".\n',
+    )
+
+
+def test_token_when_the_session_expired_beyond_refresh(
+    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run
+) -> None:
+    log_in(configured, expires_at=time.time() - 10, refresh_token="rt-dead")
+    assert exls(*cli, "auth", "token") == (
+        1,
+        "",
+        'Error: Your session has expired. Run "exls login".\n',
+    )
+    assert memory_keyring.entries == {}
+
+
+def test_token_for_another_issuer(
+    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log_in(configured)
+    monkeypatch.setenv("EXLS_AUTH_ISSUER", "https://other.example/")
+    code, out, err = exls(*cli, "auth", "token")
+    assert (code, out) == (1, "")
+    assert err.startswith(f"Error: Stored session is for issuer {configured.issuer}")
+    assert "SECRET" not in err
+
+
+def test_token_with_no_keyring_backend(configured: FakeIdP, cli: Run) -> None:
+    import keyring
+    from keyring.backends import fail
+
+    previous = keyring.core._keyring_backend
+    keyring.set_keyring(fail.Keyring())
+    try:
+        code, out, err = exls(*cli, "auth", "token")
+    finally:
+        keyring.core._keyring_backend = previous
+    assert (code, out) == (1, "")
+    assert err.startswith("Error: Failed to load token: no keyring backend is available\n")

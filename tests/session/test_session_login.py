@@ -1,0 +1,106 @@
+"""complete_login: validate first, store second, and report who logged in."""
+
+from __future__ import annotations
+
+import pytest
+from session_testkit import CLIENT_ID, FakeIdP, MemoryKeyring, claims_for, make_session, rsa_key
+
+from exls_core.config import Settings
+from exls_core.plugin import FlowRequest, TokenResponse
+from exls_core.session import IdTokenRejected, SessionStore, complete_login
+from exls_core.ui import TerminalUI
+
+NONCE = "n-0S6_WzA2Mj"
+
+
+def request_for(idp: FakeIdP) -> FlowRequest:
+    return FlowRequest(
+        issuer=idp.issuer,
+        metadata=idp.discovery(),
+        client_id=CLIENT_ID,
+        scopes=("openid", "profile", "email", "offline_access"),
+        nonce=NONCE,
+        ui=TerminalUI(),
+    )
+
+
+def response_for(id_token: str | None, nonce: str | None = NONCE, **extra: object) -> TokenResponse:
+    return TokenResponse(
+        access_token="at-login",
+        expires_in=900,
+        refresh_token="rt-login",
+        id_token=id_token,
+        nonce=nonce,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def login(settings: Settings, idp: FakeIdP, response: TokenResponse, flow: str = "pkce") -> object:
+    return complete_login(
+        settings, idp.discovery(), request_for(idp), response, flow_id=flow, clock=lambda: 1000.0
+    )
+
+
+def test_login_validates_stores_and_names_the_user(
+    memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP
+) -> None:
+    token = idp.key.sign(claims_for(idp.issuer))
+    session = login(settings, idp, response_for(token))
+    assert session.display_name == "alice@example.com"  # type: ignore[attr-defined]
+    stored = SessionStore().load()
+    assert stored == session
+    assert stored is not None
+    assert (stored.issuer, stored.client_id, stored.flow) == (idp.issuer, CLIENT_ID, "pkce")
+    assert (stored.access_token, stored.refresh_token, stored.id_token) == (
+        "at-login",
+        "rt-login",
+        token,
+    )
+    assert stored.expires_at == 1900.0
+    assert stored.scopes == ("openid", "profile", "email", "offline_access")
+    assert idp.jwks_hits == 1
+
+
+def test_display_name_falls_back_to_the_subject(
+    memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP
+) -> None:
+    token = idp.key.sign(claims_for(idp.issuer, email=None))
+    assert login(settings, idp, response_for(token)).display_name == "auth0|alice"  # type: ignore[attr-defined]
+
+
+def test_device_code_login_has_no_nonce_to_check(
+    memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP
+) -> None:
+    token = idp.key.sign(claims_for(idp.issuer, nonce=None))
+    session = login(
+        settings, idp, response_for(token, nonce=None, scope="openid email"), "device_code"
+    )
+    assert session.scopes == ("openid", "email")  # type: ignore[attr-defined]
+
+
+def test_a_missing_id_token_is_rejected_and_nothing_stored(
+    memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP
+) -> None:
+    with pytest.raises(IdTokenRejected, match="openid scope was requested"):
+        login(settings, idp, response_for(None))
+    assert memory_keyring.entries == {}
+
+
+def test_a_rejected_login_keeps_the_previous_session(
+    memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP
+) -> None:
+    old = make_session(idp.issuer)
+    SessionStore().save(old)
+    forged = rsa_key("k1").sign(claims_for(idp.issuer))
+    with pytest.raises(IdTokenRejected, match="signature verification failed"):
+        login(settings, idp, response_for(forged))
+    assert SessionStore().load() == old
+
+
+def test_a_new_login_replaces_the_previous_session(
+    memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP
+) -> None:
+    SessionStore().save(make_session(idp.issuer, email="bob@example.com"))
+    login(settings, idp, response_for(idp.key.sign(claims_for(idp.issuer))))
+    stored = SessionStore().load()
+    assert stored is not None and stored.email == "alice@example.com"

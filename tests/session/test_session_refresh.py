@@ -1,0 +1,181 @@
+"""Refresh: only when needed, rotation stored, invalid_grant and network failures handled."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from session_testkit import CLIENT_ID, FakeIdP, MemoryKeyring, claims_for, make_session, rsa_key
+
+from exls_core.config import Settings
+from exls_core.discovery import fetch_metadata
+from exls_core.errors import ExlsError
+from exls_core.session import (
+    IdTokenRejected,
+    NotLoggedIn,
+    SessionExpired,
+    SessionStore,
+    current_session,
+    get_access_token,
+)
+from exls_core.session.model import Session
+
+NOW = 1_700_000_000.0
+
+
+def stored(idp: FakeIdP, expires_in: float, **overrides: object) -> Session:
+    session = make_session(
+        idp.issuer, **{"expires_at": NOW + expires_in, "id_token": "old-id-token", **overrides}
+    )
+    SessionStore().save(session)
+    return session
+
+
+def token_at(settings: Settings, now: float = NOW) -> Session:
+    return current_session(settings, store=SessionStore(), clock=lambda: now)
+
+
+def test_a_valid_token_is_returned_without_any_network(
+    memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP
+) -> None:
+    stored(idp, expires_in=61)
+    assert token_at(settings).access_token == "at-initial"
+    assert (idp.discovery_hits, idp.refreshes) == (0, 0)
+
+
+def test_a_token_expiring_within_60_s_is_refreshed_and_the_rotation_stored(
+    memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP
+) -> None:
+    old = stored(idp, expires_in=59)
+    session = token_at(settings)
+    assert (session.access_token, session.refresh_token) == ("at-1", "rt-1")
+    assert session.expires_at == NOW + 3600
+    assert session.id_token == "old-id-token"  # none came with the refresh: kept
+    assert (session.subject, session.email, session.flow) == (old.subject, old.email, old.flow)
+    assert SessionStore().load() == session
+    assert idp.refreshes == 1
+    assert token_at(settings).access_token == "at-1"  # now valid: no second refresh
+    assert idp.refreshes == 1
+
+
+def test_a_provider_that_does_not_rotate_keeps_the_refresh_token(
+    memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP
+) -> None:
+    idp.rotate = False
+    stored(idp, expires_in=-500)
+    session = token_at(settings)
+    assert (session.access_token, session.refresh_token) == ("at-1", "rt-0")
+
+
+def test_a_new_id_token_on_refresh_is_validated_and_kept(
+    memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP
+) -> None:
+    new_id_token = idp.key.sign(claims_for(idp.issuer, nonce=None, email="alice@new.example"))
+    idp.id_token_on_refresh = lambda _: new_id_token
+    stored(idp, expires_in=0)
+    session = token_at(settings)
+    assert (session.id_token, session.email) == (new_id_token, "alice@new.example")
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda idp: idp.key.sign(claims_for(idp.issuer, sub="mallory")), "subject changed"),
+        (lambda idp: rsa_key("k1").sign(claims_for(idp.issuer)), "signature verification"),
+        (lambda idp: idp.key.sign(claims_for(idp.issuer, aud="x")), "audience mismatch"),
+    ],
+)
+def test_a_bad_id_token_on_refresh_is_rejected(
+    memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP, make: object, reason: str
+) -> None:
+    idp.id_token_on_refresh = make  # type: ignore[assignment]
+    old = stored(idp, expires_in=0)
+    with pytest.raises(IdTokenRejected, match=reason):
+        token_at(settings)
+    assert SessionStore().load() == old
+
+
+def test_invalid_grant_ends_the_session(
+    memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP
+) -> None:
+    stored(idp, expires_in=0, refresh_token="rt-revoked")
+    with pytest.raises(SessionExpired) as caught:
+        token_at(settings)
+    assert caught.value.message == 'Your session has expired. Run "exls login".'
+    assert memory_keyring.entries == {}
+
+
+def test_invalid_grant_keeps_a_session_stored_meanwhile(
+    memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP
+) -> None:
+    stored(idp, expires_in=0, refresh_token="rt-revoked")
+    newer = make_session(idp.issuer, refresh_token="rt-from-a-new-login")
+    idp.on_refresh = lambda token: SessionStore().save(newer)  # a login landed in between
+    with pytest.raises(SessionExpired):
+        token_at(settings)
+    assert SessionStore().load() == newer
+
+
+def test_a_network_failure_keeps_the_session(
+    memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP
+) -> None:
+    fetch_metadata(settings)  # discovery is cached, the provider then goes away
+    old = stored(idp, expires_in=0)
+    idp.stop()
+    with pytest.raises(ExlsError) as caught:
+        token_at(settings)
+    assert caught.value.message.startswith("Could not refresh the session: cannot connect to")
+    assert caught.value.hint == "Your session was kept; try again."
+    assert SessionStore().load() == old
+
+
+def test_a_server_error_keeps_the_session(
+    memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP
+) -> None:
+    idp.token_status = 503
+    old = stored(idp, expires_in=0)
+    with pytest.raises(ExlsError) as caught:
+        token_at(settings)
+    assert caught.value.message == (
+        "Could not refresh the session: the identity provider answered HTTP 503 (server_error)."
+    )
+    assert SessionStore().load() == old
+
+
+def test_expired_without_a_refresh_token(
+    memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP
+) -> None:
+    stored(idp, expires_in=0, refresh_token=None)
+    with pytest.raises(SessionExpired):
+        token_at(settings)
+    assert idp.refreshes == 0
+
+
+def test_not_logged_in(memory_keyring: MemoryKeyring, settings: Settings) -> None:
+    with pytest.raises(NotLoggedIn) as caught:
+        token_at(settings)
+    assert caught.value.message == 'You are not logged in. Run "exls login".'
+
+
+@pytest.mark.parametrize("change", [{"issuer": "https://other.example/"}, {"client_id": "other"}])
+def test_a_session_for_another_issuer_or_client_is_never_refreshed(
+    memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP, change: dict[str, str]
+) -> None:
+    stored(idp, expires_in=0)
+    configured = Settings(**{"issuer": idp.issuer, "client_id": CLIENT_ID, **change})
+    with pytest.raises(ExlsError) as caught:
+        token_at(configured)
+    assert caught.value.message.startswith(f"Stored session is for issuer {idp.issuer} (client")
+    assert "exls login" in (caught.value.hint or "")
+    assert (idp.discovery_hits, idp.refreshes) == (0, 0)
+
+
+def test_get_access_token_reads_the_settings_itself(
+    memory_keyring: MemoryKeyring, idp: FakeIdP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EXLS_AUTH_ISSUER", idp.issuer)
+    monkeypatch.setenv("EXLS_AUTH_CLIENT_ID", CLIENT_ID)
+    SessionStore().save(make_session(idp.issuer, expires_at=time.time() + 30))
+    assert get_access_token() == "at-1"
+    assert get_access_token() == "at-1"
+    assert idp.refreshes == 1
