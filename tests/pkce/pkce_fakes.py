@@ -1,0 +1,270 @@
+"""PKCE flow test helpers: a recording UI, raw HTTP over loopback, a fake token endpoint and
+a fake browser that performs the redirect.
+
+Test modules import it by name: pytest puts this folder on sys.path (rootdir import mode).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
+
+from exls_core.plugin import FlowRequest
+from exls_flows_pkce.pkce import challenge
+
+ISSUER = "https://idp.test"
+CLIENT_ID = "exls-test-client"
+
+
+# --- the terminal ---------------------------------------------------------------------------
+
+
+class FakeStatus:
+    def __init__(self, ui: FakeUI) -> None:
+        self._ui = ui
+
+    def update(self, text: str) -> None:
+        self._ui.updates.append(text)
+
+
+class FakeUI:
+    """Records everything a flow tells the user."""
+
+    is_terminal = True
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.warnings: list[str] = []
+        self.statuses: list[str] = []
+        self.updates: list[str] = []
+
+    def message(self, text: str) -> None:
+        self.messages.append(text)
+
+    def warning(self, text: str) -> None:
+        self.warnings.append(text)
+
+    def print_rich(self, renderable: Any) -> None:
+        self.messages.append(str(renderable))
+
+    @contextmanager
+    def status(self, text: str) -> Iterator[FakeStatus]:
+        self.statuses.append(text)
+        yield FakeStatus(self)
+
+    @property
+    def everything(self) -> str:
+        return "\n".join(self.messages + self.warnings + self.statuses + self.updates)
+
+
+# --- raw HTTP over loopback -----------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    status: int | None  # None: the connection was closed without an answer
+    headers: dict[str, str]
+    body: str
+
+
+def parse_reply(raw: bytes) -> Reply:
+    if not raw:
+        return Reply(None, {}, "")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return Reply(int(lines[0].split(" ")[1]), headers, body.decode("utf-8", "replace"))
+
+
+def read_all(sock: socket.socket, timeout: float = 5.0) -> bytes:
+    sock.settimeout(timeout)
+    chunks = []
+    try:
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    except ConnectionResetError:
+        pass
+    return b"".join(chunks)
+
+
+def send_raw(port: int, data: bytes, timeout: float = 5.0) -> Reply:
+    """Send bytes as they are (any request, however broken) and read the whole reply."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        return parse_reply(read_all(sock, timeout))
+
+
+def get(
+    port: int, target: str, *, headers: dict[str, str] | None = None, timeout: float = 5.0
+) -> Reply:
+    lines = [f"GET {target} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    return send_raw(port, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"), timeout)
+
+
+def callback_target(**params: str) -> str:
+    return "/callback?" + urlencode(params)
+
+
+# --- a fake token endpoint --------------------------------------------------------------------
+
+
+@dataclass
+class TokenEndpoint:
+    """POST /token over http(s) on 127.0.0.1: checks the grant like a real provider would."""
+
+    code: str = "the-authorization-code"
+    challenge: str | None = None  # from the authorization URL; the verifier must match it
+    error: dict[str, str] | None = None  # answer this (HTTP 400) instead of tokens
+    raw_answer: tuple[int, str] | None = None  # or exactly this (status, body)
+    delay: float = 0.0
+    requests: list[dict[str, str]] = field(default_factory=list)
+    url: str = ""
+    tokens: dict[str, Any] = field(
+        default_factory=lambda: {
+            "access_token": "AT-secret-123",
+            "refresh_token": "RT-secret-456",
+            "id_token": "header.payload.signature",
+            "token_type": "Bearer",
+            "expires_in": 3600,
+            "scope": "openid profile email offline_access",
+        }
+    )
+
+    def answer(self, form: dict[str, str]) -> tuple[int, dict[str, Any] | str]:
+        self.requests.append(form)
+        if self.delay:
+            time.sleep(self.delay)
+        if self.raw_answer:
+            return self.raw_answer
+        if self.error:
+            return 400, self.error
+        ok = (
+            form.get("grant_type") == "authorization_code"
+            and form.get("code") == self.code
+            and form.get("client_id") == CLIENT_ID
+            and self.challenge is not None
+            and challenge(form.get("code_verifier", "x" * 43)) == self.challenge
+            and form.get("redirect_uri", "").startswith("http://127.0.0.1:")
+        )
+        if not ok:
+            return 400, {"error": "invalid_grant", "error_description": "grant request is invalid"}
+        return 200, self.tokens
+
+
+@contextmanager
+def serve_token_endpoint(
+    endpoint: TokenEndpoint, tls: ssl.SSLContext | None = None
+) -> Iterator[TokenEndpoint]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            form = dict(parse_qsl(self.rfile.read(length).decode()))
+            status, body = endpoint.answer(form)
+            data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    scheme = "https" if tls else "http"
+    endpoint.url = f"{scheme}://127.0.0.1:{server.server_address[1]}/token"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield endpoint
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
+# --- a fake browser ---------------------------------------------------------------------------
+
+
+class FakeBrowser:
+    """An opener for the flow: records the URL and, like a person, follows the redirect.
+
+    ``respond(params)`` turns the authorization request into the redirect's query (None: the
+    user never comes back). The GET runs in a thread, as a real browser would not block.
+    """
+
+    def __init__(self, respond: Any = None, *, opened: bool = True) -> None:
+        self.respond = respond or (
+            lambda params: {"code": "the-authorization-code", "state": params["state"]}
+        )
+        self.opened = opened
+        self.urls: list[str] = []
+        self.replies: list[Reply] = []
+        self.done = threading.Event()
+
+    @property
+    def params(self) -> dict[str, str]:
+        return {k: v[0] for k, v in parse_qs(urlsplit(self.urls[0]).query).items()}
+
+    def __call__(self, url: str) -> bool:
+        self.urls.append(url)
+        if not self.opened:
+            return False
+        query = self.respond(self.params)
+        if query is not None:
+            threading.Thread(target=self._redirect, args=(query,), daemon=True).start()
+        return True
+
+    def _redirect(self, query: dict[str, str]) -> None:
+        redirect = urlsplit(self.params["redirect_uri"])
+        try:
+            self.replies.append(get(redirect.port or 80, f"{redirect.path}?{urlencode(query)}"))
+        finally:
+            self.done.set()
+
+
+def make_request(
+    endpoint: TokenEndpoint | None = None,
+    *,
+    ui: FakeUI | None = None,
+    issuer: str = ISSUER,
+    ports: tuple[int, ...] = (0,),
+    flow_timeout: float = 10.0,
+    metadata: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> FlowRequest:
+    document = {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/authorize",
+        "token_endpoint": endpoint.url if endpoint else f"{issuer}/token",
+        "code_challenge_methods_supported": ["S256"],
+    }
+    document.update(metadata or {})
+    return FlowRequest(
+        issuer=issuer,
+        metadata=document,
+        client_id=CLIENT_ID,
+        scopes=("openid", "profile", "email", "offline_access"),
+        nonce="nonce-abc",
+        ui=ui or FakeUI(),
+        flow_timeout=flow_timeout,
+        http_timeout=5.0,
+        callback_ports=ports,
+        **kwargs,
+    )
