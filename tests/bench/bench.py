@@ -137,12 +137,21 @@ def make_dummy_distributions(site: Path, count: int) -> None:
         (info / "RECORD").write_text("")
 
 
+def compile_everything() -> None:
+    import compileall
+    import sysconfig
+
+    for path in {sysconfig.get_paths()["purelib"], str(ROOT / "exls_core" / "src"),
+                 str(ROOT / "exls_flows_pkce" / "src"), str(ROOT / "exls_flows_device" / "src")}:
+        compileall.compile_dir(path, quiet=2, workers=0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "bench.json")
-    parser.add_argument("--only", choices=["startup", "token", "all"], default="all")
+    parser.add_argument("--no-keyring", action="store_true", help="skip the Secret Service cases")
     args = parser.parse_args(argv)
 
     from bench_setup import token_cases  # the keyring-backed hot path (needs a Secret Service)
@@ -155,7 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     home = Path(tempfile.mkdtemp(prefix="exls-bench-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXLS_")}
+    # Users run from compiled bytecode (pip compiles at install): so does the benchmark.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("EXLS_") and k != "PYTHONDONTWRITEBYTECODE"
+    }
+    compile_everything()
     env.update(
         XDG_CACHE_HOME=str(home / "cache"),
         XDG_CONFIG_HOME=str(home / "config"),
@@ -176,15 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     ]
     cleanup: list[Callable[[], None]] = []
     try:
-        if args.only in ("token", "all"):
+        if not args.no_keyring:
             extra_cases, extra_budgets, stop = token_cases(exls, env, home)
             cases += extra_cases
             budgets += extra_budgets
             cleanup.append(stop)
-        if args.only == "token":
-            cases = [c for c in cases if c.name not in {b.measured for b in budgets[:3]}]
-            budgets = budgets[3:]
-            cases = cases[1:] if False else cases
         times = measure(cases, args.runs, args.warmup)
         ok = report(times, budgets, args.out)
     finally:

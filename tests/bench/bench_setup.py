@@ -1,0 +1,76 @@
+"""The keyring-backed cases of the benchmark: a real Secret Service with a stored session."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+
+from exls_testbed.secret_service import SecretService  # noqa: E402
+
+STORE_SESSION = """
+import time
+from exls_core.session import Session, SessionStore
+SessionStore().save(Session(
+    issuer="https://exalsius.eu.auth0.com/", client_id="kSbRc9MOnuMKMVLzhZYBo3xkTtk2KK7B",
+    access_token="bench-access-token-" + "x" * 800, expires_at=time.time() + 86400,
+    refresh_token="bench-refresh", id_token="bench-id-" + "y" * 1200,
+    scopes=("openid", "profile", "email", "offline_access"), flow="device_code",
+    subject="bench", email="bench@example.com", logged_in_at=time.time()))
+"""
+BARE_READ = "import keyring; keyring.get_password('exalsius_cli', 'session')"
+
+
+def start_secret_service(root: Path) -> SecretService:
+    def tool(name: str) -> str:
+        found = shutil.which(name)
+        if not found:
+            raise SystemExit(f"{name} not found: run scripts/system-deps.sh (as root) first")
+        return found
+
+    service = SecretService(
+        root=root,
+        dbus_daemon=tool("dbus-daemon"),
+        keyring_daemon=tool("gnome-keyring-daemon"),
+        secret_tool=tool("secret-tool"),
+        dbus_send=tool("dbus-send"),
+    )
+    service.start()
+    return service
+
+
+def token_cases(exls: str, env: dict[str, str], home: Path) -> tuple[list, list, Callable[[], None]]:  # type: ignore[type-arg]
+    """Cases and budgets for `exls auth token` against the bare keyring read it cannot avoid."""
+    from bench import Budget, Case, make_dummy_distributions
+
+    service = start_secret_service(home / "secret-service")
+    full = service.subprocess_env(env, service.env)
+    subprocess.run([sys.executable, "-c", STORE_SESSION], env=full, check=True, timeout=60)
+    check = subprocess.run([exls, "auth", "token"], env=full, capture_output=True, text=True)
+    if check.returncode != 0 or not check.stdout.startswith("bench-access-token-"):
+        raise SystemExit(f"exls auth token failed in the bench setup: {check.stderr}")
+
+    dummies = home / "dummies"
+    dummies.mkdir()
+    make_dummy_distributions(dummies, 300)
+    crowded = dict(full, PYTHONPATH=str(dummies))
+
+    bare = Case("python: bare keyring read (SecretService)", [sys.executable, "-c", BARE_READ], full)
+    token = Case("exls auth token (valid token, SecretService)", [exls, "auth", "token"], full)
+    token300 = Case("exls auth token, 300 unrelated distributions", [exls, "auth", "token"], crowded)
+    version = Case("exls --version (same environment)", [exls, "--version"], full)
+    version300 = Case("exls --version, 300 unrelated distributions", [exls, "--version"], crowded)
+    flows = Case("exls auth flows (scans entry points)", [exls, "auth", "flows"], full)
+    flows300 = Case("exls auth flows, 300 unrelated distributions", [exls, "auth", "flows"], crowded)
+    cases = [bare, token, token300, version, version300, flows, flows300]
+    budgets = [
+        Budget("auth token <= 1.2x bare keyring read", token.name, bare.name, 1.2),
+        Budget("auth token: 300 distributions cost nothing (<= 1.1x)", token300.name, token.name, 1.1),
+        Budget("--version: 300 distributions cost nothing (<= 1.1x)", version300.name, version.name, 1.1),
+    ]
+    return cases, budgets, service.stop
