@@ -1,11 +1,38 @@
-"""Where exls keeps its non-secret files. Tokens never go here: they live in the keyring."""
+"""Where exls keeps its non-secret files. Tokens never go here: they live in the keyring.
+
+On Linux and the BSDs the XDG variables are read directly (what platformdirs would answer):
+these paths are needed on the start-up path, and importing platformdirs there costs more
+than the lookup itself. macOS and Windows ask platformdirs.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 APP = "exalsius"
+_XDG = {
+    "config": ("XDG_CONFIG_HOME", ".config"),
+    "cache": ("XDG_CACHE_HOME", ".cache"),
+    "state": ("XDG_STATE_HOME", ".local/state"),
+}
+
+
+def _user_dir(kind: str) -> Path:
+    if sys.platform not in ("darwin", "win32"):
+        variable, fallback = _XDG[kind]
+        base = os.environ.get(variable, "").strip()
+        root = Path(base) if base and os.path.isabs(base) else Path.home() / fallback
+        return root / APP
+    import platformdirs
+
+    finder = {
+        "config": platformdirs.user_config_dir,
+        "cache": platformdirs.user_cache_dir,
+        "state": platformdirs.user_state_dir,
+    }[kind]
+    return Path(finder(APP, appauthor=False, roaming=True))
 
 
 def config_file() -> Path:
@@ -13,32 +40,29 @@ def config_file() -> Path:
     override = os.environ.get("EXLS_CONFIG_FILE")
     if override:
         return Path(override).expanduser()
-    from platformdirs import user_config_dir
-
-    return Path(user_config_dir(APP, appauthor=False, roaming=True)) / "config.toml"
+    return _user_dir("config") / "config.toml"
 
 
 def cache_dir() -> Path:
     """Discovery documents, the plugin index, SSO route answers: safe to delete at any time."""
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir(APP, appauthor=False))
+    return _user_dir("cache")
 
 
 def state_dir() -> Path:
     """Small remembered preferences (the last email address used); never tokens."""
-    from platformdirs import user_state_dir
-
-    return Path(user_state_dir(APP, appauthor=False))
+    return _user_dir("state")
 
 
 def lock_dir() -> Path:
-    """Cross-process locks (token refresh). The runtime directory where there is one."""
-    from platformdirs import user_runtime_dir
-
-    runtime = Path(user_runtime_dir(APP, appauthor=False))
-    try:
-        runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return runtime
-    except OSError:
-        return cache_dir()
+    """Cross-process locks (token refresh): the private runtime directory where there is one."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "").strip()
+    if sys.platform not in ("darwin", "win32") and runtime and os.path.isdir(runtime):
+        directory = Path(runtime) / APP
+        try:
+            directory.mkdir(mode=0o700, exist_ok=True)
+            return directory
+        except OSError:
+            pass
+    directory = cache_dir() / "locks"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory

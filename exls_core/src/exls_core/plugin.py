@@ -45,14 +45,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
+from exls_core import plugin_index
 from exls_core.errors import ExlsError
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
+
 PROJECT = "exls"
-FLOW_GROUP = "exls.flows"
-ROUTING_GROUP = "exls.routing"
+FLOW_GROUP = plugin_index.FLOW_GROUP  # the entry-point group of flow plugins
+ROUTING_GROUP = plugin_index.ROUTING_GROUP  # the entry-point group of routing plugins
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)

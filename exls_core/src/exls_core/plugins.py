@@ -1,44 +1,23 @@
-"""Finding, loading and calling flow and routing plugins.
+"""Loading and calling flow and routing plugins (finding them is :mod:`exls_core.plugin_index`).
 
-Plugins are found through entry points, but scanning every installed distribution costs
-time that grows with the environment, so the result is cached per interpreter and keyed by
-the modification times of the ``sys.path`` directories (an install or uninstall changes
-them). ``exls auth flows`` always scans afresh. Loading is tolerant: a plugin that fails to
-import or misbehaves is reported as broken and skipped, unless EXLS_STRICT_PLUGINS=1.
+Loading is tolerant, like httpie's: a plugin that fails to import or misbehaves is reported
+as broken and skipped with a one-line warning, unless EXLS_STRICT_PLUGINS=1.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import sys
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pluggy
 
 from exls_core import plugin as contract
 from exls_core.errors import PluginError
+from exls_core.plugin_index import PluginEntry, flow_entries, installed_entries
 
-INDEX_VERSION = 1
-
-
-@dataclass(frozen=True)
-class PluginEntry:
-    """One entry point, as declared by its distribution (nothing imported yet)."""
-
-    group: str
-    name: str
-    value: str
-    distribution: str
-    version: str
-
-    @property
-    def origin(self) -> str:
-        return f"{self.distribution} {self.version}"
+__all__ = ["PluginEntry", "Registry", "flow_entries", "installed_entries", "load_registry"]
 
 
 @dataclass(frozen=True)
@@ -57,75 +36,6 @@ class BrokenPlugin:
 def strict_plugins(environ: Mapping[str, str] | None = None) -> bool:
     value = (environ if environ is not None else os.environ).get("EXLS_STRICT_PLUGINS", "")
     return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-# --- discovery of entry points -------------------------------------------------------------
-
-
-def _scan(groups: Iterable[str]) -> list[PluginEntry]:
-    from importlib.metadata import entry_points
-
-    found: list[PluginEntry] = []
-    for group in groups:
-        for ep in entry_points(group=group):
-            dist = ep.dist
-            found.append(
-                PluginEntry(
-                    group=group,
-                    name=ep.name,
-                    value=ep.value,
-                    distribution=dist.name if dist else "unknown",
-                    version=dist.version if dist else "?",
-                )
-            )
-    return found
-
-
-def _index_key() -> list[tuple[str, int]]:
-    key = []
-    for entry in sys.path:
-        try:
-            key.append((entry, os.stat(entry or ".").st_mtime_ns))
-        except OSError:
-            continue
-    return key
-
-
-def _index_path() -> Path:
-    from exls_core.paths import cache_dir
-
-    digest = hashlib.sha256(sys.prefix.encode()).hexdigest()[:16]
-    return cache_dir() / f"plugins-{digest}.json"
-
-
-def installed_entries(*, fresh: bool = False) -> list[PluginEntry]:
-    """Every flow and routing entry point installed in this interpreter's environment."""
-    groups = (contract.FLOW_GROUP, contract.ROUTING_GROUP)
-    key = _index_key()
-    path = _index_path()
-    if not fresh and os.environ.get("EXLS_PLUGIN_INDEX", "1") != "0":
-        try:
-            cached = json.loads(path.read_text(encoding="utf-8"))
-            if cached.get("version") == INDEX_VERSION and cached.get("key") == [
-                list(item) for item in key
-            ]:
-                return [PluginEntry(**item) for item in cached["entries"]]
-        except (OSError, ValueError, TypeError, KeyError):
-            pass
-    entries = _scan(groups)
-    payload = {"version": INDEX_VERSION, "key": key, "entries": [asdict(e) for e in entries]}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(payload), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only cache directory only costs speed
-    return entries
-
-
-def flow_entries(*, fresh: bool = False) -> list[PluginEntry]:
-    return [e for e in installed_entries(fresh=fresh) if e.group == contract.FLOW_GROUP]
 
 
 # --- loading --------------------------------------------------------------------------------

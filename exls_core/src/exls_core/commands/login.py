@@ -9,7 +9,7 @@ import click
 
 
 def _complete_flow_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
-    from exls_core.plugins import flow_entries
+    from exls_core.plugin_index import flow_entries
 
     ids = ["auto", *sorted({e.name for e in flow_entries()})]
     return [i for i in ids if i.startswith(incomplete)]
@@ -37,7 +37,7 @@ def login(auth_flow: str | None, email: str | None, organization: str | None, no
     otherwise a device code you approve on another device.
     """
     from exls_core.config import load_settings
-    from exls_core.plugins import flow_entries
+    from exls_core.plugin_index import flow_entries
     from exls_core.resolver import check_requested
     from exls_core.ui import TerminalUI
 

@@ -1,0 +1,104 @@
+"""Which flow and routing plugins are installed, without importing any of them.
+
+Entry points are found by scanning every installed distribution, which costs time that
+grows with the environment. The result is cached per ``sys.path`` and keyed by the
+modification times of its directories (installing or removing a distribution changes them),
+so ``exls --version`` and ``exls login`` read a small JSON file instead. ``exls auth flows``
+always scans afresh. Only the standard library is imported here: this is on the start-up path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+FLOW_GROUP = "exls.flows"
+ROUTING_GROUP = "exls.routing"
+INDEX_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PluginEntry:
+    """One entry point, as declared by its distribution (nothing imported yet)."""
+
+    group: str
+    name: str
+    value: str
+    distribution: str
+    version: str
+
+    @property
+    def origin(self) -> str:
+        return f"{self.distribution} {self.version}"
+
+
+def _scan(groups: Iterable[str]) -> list[PluginEntry]:
+    from importlib.metadata import entry_points
+
+    found: list[PluginEntry] = []
+    for group in groups:
+        for ep in entry_points(group=group):
+            dist = ep.dist
+            found.append(
+                PluginEntry(
+                    group=group,
+                    name=ep.name,
+                    value=ep.value,
+                    distribution=dist.name if dist else "unknown",
+                    version=dist.version if dist else "?",
+                )
+            )
+    return found
+
+
+def _index_key() -> list[tuple[str, int]]:
+    key = []
+    for entry in sys.path:
+        try:
+            key.append((entry, os.stat(entry or ".").st_mtime_ns))
+        except OSError:
+            continue
+    return key
+
+
+def _index_path() -> Path:
+    from exls_core.paths import cache_dir
+
+    # One index per sys.path: environments that share a cache directory do not evict each other.
+    digest = hashlib.sha256(json.dumps(sys.path).encode()).hexdigest()[:16]
+    return cache_dir() / f"plugins-{digest}.json"
+
+
+def installed_entries(*, fresh: bool = False) -> list[PluginEntry]:
+    """Every flow and routing entry point installed in this interpreter's environment."""
+    groups = (FLOW_GROUP, ROUTING_GROUP)
+    key = _index_key()
+    path = _index_path()
+    if not fresh and os.environ.get("EXLS_PLUGIN_INDEX", "1") != "0":
+        try:
+            cached = json.loads(path.read_text(encoding="utf-8"))
+            if cached.get("version") == INDEX_VERSION and cached.get("key") == [
+                list(item) for item in key
+            ]:
+                return [PluginEntry(**item) for item in cached["entries"]]
+        except (OSError, ValueError, TypeError, KeyError):
+            pass
+    entries = _scan(groups)
+    payload = {"version": INDEX_VERSION, "key": key, "entries": [asdict(e) for e in entries]}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(payload), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache directory only costs speed
+    return entries
+
+
+def flow_entries(*, fresh: bool = False) -> list[PluginEntry]:
+    return [e for e in installed_entries(fresh=fresh) if e.group == FLOW_GROUP]
