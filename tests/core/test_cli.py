@@ -76,3 +76,20 @@ def test_auth_flows_json_is_data_on_stdout() -> None:
     assert result.returncode == 0
     listing = json.loads(result.stdout)
     assert set(listing) == {"auto", "flows"}
+
+
+def test_shell_completion_offers_commands_and_installed_flows() -> None:
+    commands = exls(COMP_WORDS="exls a", COMP_CWORD="1", _EXLS_COMPLETE="bash_complete")
+    assert commands.returncode == 0 and "plain,auth" in commands.stdout.splitlines()
+    flows = exls(
+        COMP_WORDS="exls login --auth-flow ", COMP_CWORD="3", _EXLS_COMPLETE="bash_complete"
+    )
+    offered = {line.split(",", 1)[1] for line in flows.stdout.splitlines()}
+    assert "auto" in offered
+    assert offered - {"auto"} == set(_installed_flow_ids())
+
+
+def _installed_flow_ids() -> list[str]:
+    from exls_core.plugin_index import flow_entries
+
+    return [e.name for e in flow_entries(fresh=True)]
