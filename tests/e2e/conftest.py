@@ -1,0 +1,154 @@
+"""Fixtures for the exls end-to-end tests: a real OpenID provider, Secret Service and browser.
+
+    def test_login(idp, secret_service, browser):
+        env = secret_service.subprocess_env(
+            idp.exls_env(), browser.handoff_env(login="bob@example.com")
+        )
+        proc = subprocess.Popen(["exls", "login", "--auth-flow", "pkce"], env=env, ...)
+        browser.wait_for_login()          # the browser went through login + consent
+        ...
+        assert idp.token_grants("authorization_code", succeeded=True)
+        assert secret_service.search()    # items stored under service=exalsius_cli
+
+Every test in this directory gets the `e2e` marker. With CI=true a missing prerequisite
+(node, npm, chromium, chromedriver, gnome-keyring-daemon, dbus-daemon, secret-tool, Python
+packages) fails the test; elsewhere it skips with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from exls_testbed.prereq import missing, require_module, require_tool
+
+if TYPE_CHECKING:  # imported lazily at run time, so a missing package skips/fails cleanly
+    from exls_testbed.browser import Browser, Chromium
+    from exls_testbed.idp import IdpServer
+    from exls_testbed.secret_service import SecretService
+
+E2E_DIR = Path(__file__).resolve().parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "e2e: end-to-end test against the real provider, keyring and browser"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if E2E_DIR in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+# -- OpenID provider ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def idp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IdpServer]:
+    """The provider process for the whole session (use the function-scoped `idp`)."""
+    node = require_tool("node")
+    npm = require_tool("npm")
+    require_module("trustme")
+    from exls_testbed.idp import IdpError, IdpServer, ensure_node_modules, make_tls_files
+
+    workdir = tmp_path_factory.mktemp("idp")
+    try:
+        ensure_node_modules(npm)
+        server = IdpServer(node=node, tls=make_tls_files(workdir / "tls"), workdir=workdir)
+        server.start()
+    except IdpError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def idp(idp_server: IdpServer) -> Iterator[IdpServer]:
+    """The running provider with recorded events and runtime settings reset for this test.
+
+    API (exls_testbed.idp.IdpServer): .issuer, .ca_path, .client_id, .exls_env(audience=""),
+    .discovery(), .session() (requests, trusts the CA), .events(route=None, **params),
+    .token_grants(grant_type=None, succeeded=None), .configure(**settings), .reset(),
+    .lookup(token), .restart(IDP_ACCESS_TOKEN_TTL=5, ...), .log().
+    """
+    if not idp_server.running:
+        idp_server.start()  # an earlier test stopped it, or it crashed
+    idp_server.reset()
+    yield idp_server
+    if idp_server.env:  # undo a restart(...) with special settings
+        idp_server.env.clear()
+        idp_server.restart()
+
+
+# -- Secret Service -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def secret_service(tmp_path: Path) -> Iterator[SecretService]:
+    """A fresh private D-Bus session bus + unlocked gnome-keyring for this test.
+
+    API (exls_testbed.secret_service.SecretService): .env (DBUS_SESSION_BUS_ADDRESS, HOME,
+    XDG_*), .subprocess_env(*overlays) -> full env for subprocess, .search(service=
+    "exalsius_cli", **attrs) -> [SecretItem(path, label, secret, attributes)],
+    .secret_tool_search(), .lock(), .freeze()/.thaw() (hangs), .stop_keyring(),
+    SecretService.unavailable_env(tmp_path).
+    """
+    from exls_testbed.secret_service import SecretService, SecretServiceError
+
+    require_module("secretstorage")
+    service = SecretService(
+        root=tmp_path / "secret-service",
+        dbus_daemon=require_tool("dbus-daemon"),
+        keyring_daemon=require_tool("gnome-keyring-daemon"),
+        secret_tool=require_tool("secret-tool"),
+        dbus_send=require_tool("dbus-send"),
+    )
+    try:
+        service.start()
+    except SecretServiceError as exc:
+        service.stop()
+        missing(str(exc))
+    yield service
+    service.stop()
+
+
+# -- Browser ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
+    """One headless Chromium for the session (use the function-scoped `browser`)."""
+    binary = require_tool("chromium")
+    driver_path = require_tool("chromedriver")
+    require_module("selenium")
+    from exls_testbed.browser import Chromium
+    from selenium.common.exceptions import WebDriverException
+
+    workdir = tmp_path_factory.mktemp("chromium")
+    try:
+        instance = Chromium(binary, driver_path, workdir / "profile", workdir / "chromedriver.log")
+    except WebDriverException as exc:
+        missing(f"headless Chromium did not start: {exc.msg}")
+    yield instance
+    instance.quit()
+
+
+@pytest.fixture
+def browser(chromium: Chromium, tmp_path: Path) -> Iterator[Browser]:
+    """Plays the user in the shared Chromium.
+
+    API (exls_testbed.browser.Browser): .handoff_command(login=..., deny=False, act=True) ->
+    path for BROWSER, .handoff_env(...) -> {"BROWSER": path}, .wait_for_login(timeout) ->
+    LoginResult(final_url, title, text, steps, query), .received_urls, .wait_for_url(),
+    .complete_login(url, login=..., deny=False), .approve_device_code(verification_uri,
+    user_code, login=..., deny=False), .screenshot(name).
+    """
+    from exls_testbed.browser import Browser
+
+    instance = Browser(chromium, tmp_path / "browser")
+    yield instance
+    instance.close()

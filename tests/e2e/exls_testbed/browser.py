@@ -1,0 +1,386 @@
+"""Headless Chromium (selenium) that plays the user on the test provider's pages.
+
+Two ways in:
+  * the CLI opens the login URL with Python's `webbrowser`; `BROWSER=<handoff script>` makes
+    that append the URL to a file, and a watcher thread drives Chromium through it;
+  * a test calls `complete_login(url)` / `approve_device_code(uri, code)` itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from selenium import webdriver
+from selenium.common.exceptions import (
+    StaleElementReferenceException,
+    TimeoutException,
+    WebDriverException,
+)
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
+
+DEFAULT_LOGIN = "alice@example.com"
+DEFAULT_PASSWORD = "any-password"  # devInteractions accept any password
+
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",  # we run as root in containers
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",  # small /dev/shm in containers
+    "--no-proxy-server",
+    # The provider's certificate comes from the per-run test CA; only this browser skips the
+    # check (the CLI itself verifies TLS against the CA through REQUESTS_CA_BUNDLE).
+    "--ignore-certificate-errors",
+    # Loopback only: any other host name fails to resolve instead of reaching the network.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+    "--window-size=1024,900",
+)
+
+
+class BrowserLoginError(RuntimeError):
+    """The browser could not get through the provider's pages; artifacts are saved next to it."""
+
+
+@dataclass
+class LoginResult:
+    final_url: str
+    title: str
+    text: str
+    steps: list[str] = field(default_factory=list)
+    """Pages handled, in order: "user_code", "confirm", "login", "consent", "abort", ..."""
+
+    @property
+    def query(self) -> dict[str, str]:
+        """Query of the final URL (the loopback callback: code/state/iss or error)."""
+        from urllib.parse import parse_qsl
+
+        return dict(parse_qsl(urlsplit(self.final_url).query))
+
+
+class Chromium:
+    """One headless Chromium + chromedriver, shared by the tests of a session."""
+
+    def __init__(self, chromium: str, chromedriver: str, profile_dir: Path, log_path: Path) -> None:
+        os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager go online
+        options = webdriver.ChromeOptions()
+        options.binary_location = chromium
+        for flag in CHROMIUM_FLAGS:
+            options.add_argument(flag)
+        options.add_argument(f"--user-data-dir={profile_dir}")
+        service = Service(executable_path=chromedriver, log_output=str(log_path))
+        self.driver = webdriver.Chrome(service=service, options=options)
+        self.driver.set_page_load_timeout(30)
+        self.lock = threading.Lock()  # WebDriver is not thread-safe
+
+    def quit(self) -> None:
+        with contextlib.suppress(WebDriverException):
+            self.driver.quit()
+
+
+class Browser:
+    """Per-test facade over the shared Chromium; see the module docstring."""
+
+    def __init__(self, chromium: Chromium, workdir: Path) -> None:
+        self._chromium = chromium
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self._urls_path = workdir / "browser-urls.txt"
+        self._script_path = workdir / "exls-test-browser"
+        self._results: queue.Queue[LoginResult | BaseException] = queue.Queue()
+        self._handoff_options: dict[str, Any] = {}
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self.received_urls: list[str] = []
+
+    @property
+    def driver(self) -> webdriver.Chrome:
+        return self._chromium.driver
+
+    # -- BROWSER handoff ------------------------------------------------------------------
+
+    def handoff_command(
+        self,
+        login: str = DEFAULT_LOGIN,
+        *,
+        password: str = DEFAULT_PASSWORD,
+        deny: bool = False,
+        fresh_session: bool = True,
+        act: bool = True,
+    ) -> str:
+        """Path of a script to put in BROWSER; each URL it receives is logged in as `login`.
+
+        deny=True cancels on the provider's first page instead (-> error=access_denied).
+        act=False only records URLs (a "browser that never opens"); see received_urls.
+        Results arrive in wait_for_login(). Calling again changes the options for later URLs.
+        """
+        self._handoff_options = {
+            "login": login,
+            "password": password,
+            "deny": deny,
+            "fresh_session": fresh_session,
+            "act": act,
+        }
+        if not self._script_path.exists():
+            self._urls_path.touch()
+            # Python's webbrowser runs `<BROWSER> <url>` (no "%s" in the value) and treats exit 0
+            # as "opened". The path must not contain spaces (webbrowser splits on them).
+            self._script_path.write_text(
+                "#!/bin/sh\n"
+                "# exls e2e BROWSER handoff: record the URL; the test's Chromium opens it.\n"
+                f"printf '%s\\n' \"$1\" >> '{self._urls_path}'\n"
+            )
+            self._script_path.chmod(0o755)
+        if self._watcher is None:
+            self._watcher = threading.Thread(
+                target=self._watch, name="browser-handoff", daemon=True
+            )
+            self._watcher.start()
+        return str(self._script_path)
+
+    def handoff_env(self, **options: Any) -> dict[str, str]:
+        """{"BROWSER": handoff_command(**options)} to merge into the CLI's environment."""
+        return {"BROWSER": self.handoff_command(**options)}
+
+    def wait_for_login(self, timeout: float = 60) -> LoginResult:
+        """Result of the next URL the handoff drove; raises what the browser thread raised."""
+        try:
+            outcome = self._results.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(
+                f"no login URL handled within {timeout} s (received: {self.received_urls})"
+            ) from None
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def wait_for_url(self, timeout: float = 30) -> str:
+        """Wait until the handoff received a URL (useful with act=False) and return the latest."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.received_urls:
+                return self.received_urls[-1]
+            time.sleep(0.05)
+        raise TimeoutError(f"BROWSER was not invoked within {timeout} s")
+
+    def _watch(self) -> None:
+        seen = 0
+        while not self._stop.is_set():
+            # Complete lines only: the handoff script may be mid-write.
+            lines = [line for line in self._urls_path.read_text().split("\n")[:-1] if line.strip()]
+            for url in lines[seen:]:
+                self.received_urls.append(url)
+                options = dict(self._handoff_options)
+                if not options.pop("act"):
+                    continue
+                try:
+                    self._results.put(self.complete_login(url, **options))
+                except BaseException as exc:  # handed to the test thread by wait_for_login
+                    self._results.put(exc)
+            seen = len(lines)
+            self._stop.wait(0.05)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=35)
+
+    # -- driving the provider's pages -----------------------------------------------------
+
+    def complete_login(
+        self,
+        url: str,
+        login: str = DEFAULT_LOGIN,
+        *,
+        password: str = DEFAULT_PASSWORD,
+        deny: bool = False,
+        fresh_session: bool = True,
+        timeout: float = 30,
+    ) -> LoginResult:
+        """Open an authorization URL, log in and consent (or cancel), until the browser leaves
+        the provider (the redirect to the loopback callback). The final URL is in the result."""
+        return self._drive(
+            url,
+            login=login,
+            password=password,
+            deny=deny,
+            user_code=None,
+            fresh_session=fresh_session,
+            timeout=timeout,
+        )
+
+    def approve_device_code(
+        self,
+        verification_uri: str,
+        user_code: str | None = None,
+        login: str = DEFAULT_LOGIN,
+        *,
+        password: str = DEFAULT_PASSWORD,
+        deny: bool = False,
+        fresh_session: bool = True,
+        timeout: float = 30,
+    ) -> LoginResult:
+        """Open the verification URI, enter the user code (None: verification_uri_complete has
+        it), confirm, log in and consent, up to the success page. deny=True aborts at confirm."""
+        return self._drive(
+            verification_uri,
+            login=login,
+            password=password,
+            deny=deny,
+            user_code=user_code,
+            fresh_session=fresh_session,
+            timeout=timeout,
+        )
+
+    def screenshot(self, name: str = "screenshot") -> Path:
+        path = self.workdir / f"{name}.png"
+        with self._chromium.lock:
+            self.driver.save_screenshot(str(path))
+        return path
+
+    def _drive(
+        self,
+        url: str,
+        *,
+        login: str,
+        password: str,
+        deny: bool,
+        user_code: str | None,
+        fresh_session: bool,
+        timeout: float,
+    ) -> LoginResult:
+        with self._chromium.lock:
+            driver = self.driver
+            if fresh_session:  # no provider session left over from an earlier login
+                driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
+            origin = _origin(url)
+            steps: list[str] = []
+            code_sent = False
+            driver.get(url)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                try:
+                    if _origin(driver.current_url) != origin:
+                        return self._result([*steps, "left-provider"])
+                    page = self._page_kind()
+                    if page == "success":
+                        return self._result([*steps, "success"])
+                    if page == "error":
+                        return self._result([*steps, "error"])
+                    if page == "user_code":
+                        if code_sent:  # shown again: wrong/expired code, or after an abort
+                            return self._result([*steps, "user_code-again"])
+                        field_ = driver.find_element(By.NAME, "user_code")
+                        if user_code is not None:
+                            field_.clear()
+                            field_.send_keys(user_code)
+                        code_sent = True
+                        steps.append("user_code")
+                        self._submit(
+                            driver.find_element(
+                                By.CSS_SELECTOR, 'button[form="op.deviceInputForm"]'
+                            )
+                        )
+                    elif page == "confirm":
+                        code_sent = True
+                        if deny:
+                            steps.append("abort")
+                            self._submit(
+                                driver.find_element(By.CSS_SELECTOR, 'button[name="abort"]')
+                            )
+                        else:
+                            steps.append("confirm")
+                            self._submit(
+                                driver.find_element(
+                                    By.CSS_SELECTOR,
+                                    'button[form="op.deviceConfirmForm"]:not([name])',
+                                )
+                            )
+                    elif page in ("login", "consent") and deny:
+                        steps.append("abort")
+                        self._submit(driver.find_element(By.CSS_SELECTOR, 'a[href*="/abort"]'))
+                    elif page == "login":
+                        steps.append("login")
+                        name_field = driver.find_element(By.NAME, "login")
+                        name_field.clear()
+                        name_field.send_keys(login)
+                        driver.find_element(By.NAME, "password").send_keys(password)
+                        self._submit(
+                            driver.find_element(By.CSS_SELECTOR, 'form button[type="submit"]')
+                        )
+                    elif page == "consent":
+                        steps.append("consent")
+                        self._submit(
+                            driver.find_element(By.CSS_SELECTOR, 'form button[type="submit"]')
+                        )
+                    else:
+                        time.sleep(0.05)  # still loading or an unknown page: look again
+                except (StaleElementReferenceException, TimeoutException):
+                    continue  # the page changed under us; classify again
+            self._save_artifacts("browser-timeout")
+            raise BrowserLoginError(
+                f"browser stuck at {driver.current_url!r} after {steps} ({timeout} s); "
+                f"see {self.workdir}/browser-timeout.png/.html"
+            )
+
+    def _page_kind(self) -> str:
+        driver = self.driver
+        title = driver.title
+
+        def has(selector: str) -> bool:
+            return bool(driver.find_elements(By.CSS_SELECTOR, selector))
+
+        if title == "Sign-in Success":
+            return "success"
+        if has("pre#error") or title.startswith("oops"):
+            return "error"
+        if has('[id="op.deviceConfirmForm"]'):
+            return "confirm"
+        if has('[id="op.deviceInputForm"]'):
+            return "user_code"
+        if has('input[name="prompt"][value="login"]'):
+            return "login"
+        if has('input[name="prompt"][value="consent"]'):
+            return "consent"
+        return "unknown"
+
+    def _submit(self, element: WebElement) -> None:
+        """Click and wait until the next document replaced this one."""
+        page = self.driver.find_element(By.TAG_NAME, "html")
+        element.click()
+        WebDriverWait(self.driver, 15).until(expected_conditions.staleness_of(page))
+
+    def _result(self, steps: list[str]) -> LoginResult:
+        driver = self.driver
+        try:
+            text = driver.find_element(By.TAG_NAME, "body").text
+        except WebDriverException:
+            text = ""
+        return LoginResult(final_url=driver.current_url, title=driver.title, text=text, steps=steps)
+
+    def _save_artifacts(self, name: str) -> None:
+        try:
+            self.driver.save_screenshot(str(self.workdir / f"{name}.png"))
+            (self.workdir / f"{name}.html").write_text(self.driver.page_source)
+        except WebDriverException:
+            pass
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
