@@ -6,15 +6,12 @@ here have one Python, and exls supports 3.11+.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import nox
 
 nox.options.default_venv_backend = "uv"
 nox.options.sessions = ["lint", "types", "tests", "install_matrix", "e2e"]
 nox.options.error_on_missing_interpreters = True
 
-ROOT = Path(__file__).parent
 DISTRIBUTIONS = ["exls_core", "exls_flows_pkce", "exls_flows_device"]
 DEV = ["pytest>=8", "hypothesis>=6.100", "trustme>=1.1", "zxing-cpp>=2.2"]
 E2E = ["pytest>=8", "trustme>=1.1", "selenium>=4.20", "secretstorage>=3.3", "requests"]
@@ -61,7 +58,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def install_matrix(session: nox.Session) -> None:
     """Real installs: full, headless-only, a third-party plugin, a broken plugin."""
-    session.install("pytest>=8")
+    install_exls(session, *DEV, "uv")
     session.run("pytest", "-m", "install", "tests/install", "tests/routing", *session.posargs)
 
 
@@ -69,10 +66,7 @@ def install_matrix(session: nox.Session) -> None:
 def e2e(session: nox.Session) -> None:
     """End to end: node-oidc-provider, a real Secret Service and headless Chromium."""
     session.run("bash", "scripts/system-deps.sh", external=True)
-    install_exls(session, *E2E)
-    idp = ROOT / "tests" / "idp"
-    if not (idp / "node_modules").is_dir():
-        session.run("npm", "ci", "--no-audit", "--no-fund", external=True, cwd=str(idp))
+    install_exls(session, *E2E)  # the provider's `npm ci` is run by the test fixture
     session.run("pytest", "-m", "e2e", "tests/e2e", *session.posargs)
 
 
@@ -81,9 +75,6 @@ def demo(session: nox.Session) -> None:
     """Start the local identity provider and run `exls login` against it."""
     session.run("bash", "scripts/system-deps.sh", external=True)
     install_exls(session, *E2E)
-    idp = ROOT / "tests" / "idp"
-    if not (idp / "node_modules").is_dir():
-        session.run("npm", "ci", "--no-audit", "--no-fund", external=True, cwd=str(idp))
     session.run("python", "tests/demo.py", *session.posargs)
 
 

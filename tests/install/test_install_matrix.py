@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
-from .conftest import CORE, DEVICE, EXAMPLE, PKCE, PLUGINS
+from install_support import CORE, DEVICE, EXAMPLE, PKCE, PLUGINS
 
 pytestmark = pytest.mark.install
 
-GUI = {"DISPLAY": ":0"}  # a desktop session, as far as flow availability can tell
+# A desktop session, as far as flow availability can tell (nothing is launched).
+GUI = {"DISPLAY": ":0", "BROWSER": "firefox"}
 HEADLESS: dict[str, str] = {}
 
 
