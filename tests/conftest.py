@@ -8,12 +8,6 @@ from pathlib import Path
 import pytest
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Under CI a skipped test is a hidden failure: prerequisites must be installed.
-    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-        config.option.skip_ci_guard = True
-
-
 @pytest.fixture(autouse=True)
 def _private_dirs(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
@@ -36,6 +30,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     report = outcome.get_result()
     if (
         report.skipped
+        and not hasattr(report, "wasxfail")  # an expected failure is not a missing prerequisite
         and os.environ.get("CI", "").lower() in {"1", "true", "yes"}
         and not item.get_closest_marker("allow_skip_in_ci")
     ):

@@ -94,12 +94,18 @@ def make_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
                 "pip",
                 "install",
                 "-q",
+                "--no-sources",  # the workspace's sources would make exls-core editable
                 "--python",
                 str(path / "v" / "bin" / "python"),
                 *map(str, projects),
             ],
             check=True,
         )
+        for record in (path / "v").glob(
+            "lib/python*/site-packages/exls*.dist-info/direct_url.json"
+        ):
+            editable = json.loads(record.read_text()).get("dir_info", {}).get("editable")
+            assert not editable, f"an editable install is not what users get: {record}"
         venv = Venv(path / "v", path / "home")
         made[projects] = venv
         return venv
