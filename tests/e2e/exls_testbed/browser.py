@@ -64,6 +64,9 @@ class LoginResult:
     text: str
     steps: list[str] = field(default_factory=list)
     """Pages handled, in order: "user_code", "confirm", "login", "consent", "abort", ..."""
+    pages: list[str] = field(default_factory=list)
+    """The kind of page each of `steps` was taken on ("login", "consent", "confirm", ...):
+    with deny=True it tells on which page the user cancelled."""
 
     @property
     def query(self) -> dict[str, str]:
@@ -270,27 +273,29 @@ class Browser:
                 driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
             origin = _origin(url)
             steps: list[str] = []
+            pages: list[str] = []  # the kind of page each step was taken on
             code_sent = False
             driver.get(url)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 try:
                     if _origin(driver.current_url) != origin:
-                        return self._result([*steps, "left-provider"])
+                        return self._result([*steps, "left-provider"], pages)
                     page = self._page_kind()
                     if page == "success":
-                        return self._result([*steps, "success"])
+                        return self._result([*steps, "success"], pages)
                     if page == "error":
-                        return self._result([*steps, "error"])
+                        return self._result([*steps, "error"], pages)
                     if page == "user_code":
                         if code_sent:  # shown again: wrong/expired code, or after an abort
-                            return self._result([*steps, "user_code-again"])
+                            return self._result([*steps, "user_code-again"], pages)
                         field_ = driver.find_element(By.NAME, "user_code")
                         if user_code is not None:
                             field_.clear()
                             field_.send_keys(user_code)
                         code_sent = True
                         steps.append("user_code")
+                        pages.append(page)
                         self._submit(
                             driver.find_element(
                                 By.CSS_SELECTOR, 'button[form="op.deviceInputForm"]'
@@ -300,11 +305,13 @@ class Browser:
                         code_sent = True
                         if deny:
                             steps.append("abort")
+                            pages.append(page)
                             self._submit(
                                 driver.find_element(By.CSS_SELECTOR, 'button[name="abort"]')
                             )
                         else:
                             steps.append("confirm")
+                            pages.append(page)
                             self._submit(
                                 driver.find_element(
                                     By.CSS_SELECTOR,
@@ -313,9 +320,11 @@ class Browser:
                             )
                     elif page in ("login", "consent") and deny:
                         steps.append("abort")
+                        pages.append(page)
                         self._submit(driver.find_element(By.CSS_SELECTOR, 'a[href*="/abort"]'))
                     elif page == "login":
                         steps.append("login")
+                        pages.append(page)
                         name_field = driver.find_element(By.NAME, "login")
                         name_field.clear()
                         name_field.send_keys(login)
@@ -325,6 +334,7 @@ class Browser:
                         )
                     elif page == "consent":
                         steps.append("consent")
+                        pages.append(page)
                         self._submit(
                             driver.find_element(By.CSS_SELECTOR, 'form button[type="submit"]')
                         )
@@ -365,13 +375,19 @@ class Browser:
         element.click()
         WebDriverWait(self.driver, 15).until(expected_conditions.staleness_of(page))
 
-    def _result(self, steps: list[str]) -> LoginResult:
+    def _result(self, steps: list[str], pages: list[str] | None = None) -> LoginResult:
         driver = self.driver
         try:
             text = driver.find_element(By.TAG_NAME, "body").text
         except WebDriverException:
             text = ""
-        return LoginResult(final_url=driver.current_url, title=driver.title, text=text, steps=steps)
+        return LoginResult(
+            final_url=driver.current_url,
+            title=driver.title,
+            text=text,
+            steps=steps,
+            pages=list(pages or []),
+        )
 
     def _save_artifacts(self, name: str) -> None:
         try:

@@ -1,0 +1,102 @@
+"""When the Secret Service is missing, locked or hung, end to end (issue 7, scenario 12).
+
+exls must say `Failed to store token` / `Failed to load token` with the fix, exit 1, and
+never hang: every keyring call is bounded by EXLS_KEYRING_TIMEOUT (default 10 s).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from exls_testbed.cli import ExlsCli, Result, login_pkce
+from exls_testbed.idp import IdpServer
+from exls_testbed.secret_service import SecretService
+
+if TYPE_CHECKING:
+    from exls_testbed.browser import Browser
+
+EMAIL = "alice@example.com"
+
+
+def _assert_keyring_failure(result: Result, headline: str) -> None:
+    assert result.returncode == 1, result.describe()
+    assert result.stdout == "", result.describe()  # no token, no partial data
+    assert "Traceback" not in result.stderr, result.describe()
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"Error: {headline}"), result.describe()
+    # The fix, as authentication.md's troubleshooting section gives it.
+    fix = result.stderr.split(errors[0], 1)[1]
+    for words in ("Secret Service", "keyrings.alt", "PYTHON_KEYRING_BACKEND"):
+        assert words in fix, f"the fix does not mention {words}:\n{result.stderr}"
+
+
+def _logged_in(idp: IdpServer, exls: ExlsCli, browser: Browser) -> None:
+    idp.configure(skip_consent=True)
+    login = login_pkce(exls, browser, EMAIL)
+    assert login.result.returncode == 0, login.result.describe()
+    assert exls.run("auth", "token").returncode == 0
+
+
+def test_login_without_a_keyring_fails_to_store_with_the_fix(
+    idp: IdpServer,
+    exls: ExlsCli,
+    browser: Browser,
+    secret_service: SecretService,
+    tmp_path: Path,
+) -> None:
+    idp.configure(skip_consent=True)
+    nowhere = SecretService.unavailable_env(tmp_path)
+    login = login_pkce(exls, browser, EMAIL, env=nowhere)
+    result = login.result
+    _assert_keyring_failure(result, "Failed to store token")
+    assert "Logged in as" not in result.stderr
+    assert result.seconds < 30
+    assert login.browser is not None and login.browser.query.get("code")  # signed in, though
+
+
+@pytest.mark.allow_skip_in_ci
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: `exls auth status --json` prints no JSON (only `Error: Failed to load token`) "
+    "when the keyring is unavailable or locked, so scripts cannot read why; status() calls "
+    "store.load() before store.backend_name(), whose 'unavailable (...)' answer is then "
+    "unreachable",
+)
+def test_status_json_reports_an_unavailable_keyring(exls: ExlsCli, tmp_path: Path) -> None:
+    status = exls.run("auth", "status", "--json", env=SecretService.unavailable_env(tmp_path))
+    assert status.returncode == 1, status.describe()
+    data = json.loads(status.stdout)
+    assert data["logged_in"] is False
+    assert data["keyring_backend"].startswith("unavailable"), data
+
+
+def test_locked_keyring_fails_to_load_in_bounded_time(
+    idp: IdpServer, exls: ExlsCli, browser: Browser, secret_service: SecretService
+) -> None:
+    _logged_in(idp, exls, browser)
+    secret_service.lock()
+
+    result = exls.run("auth", "token", timeout=30)
+    _assert_keyring_failure(result, "Failed to load token")
+    assert "locked" in result.stderr
+    assert result.seconds < 12, f"took {result.seconds:.1f} s"
+    assert idp.token_grants("refresh_token") == []
+
+
+def test_hung_keyring_fails_within_the_keyring_timeout(
+    idp: IdpServer, exls: ExlsCli, browser: Browser, secret_service: SecretService
+) -> None:
+    _logged_in(idp, exls, browser)
+    secret_service.freeze()  # the daemon is on the bus but never answers (thawed at teardown)
+
+    result = exls.run("auth", "token", env={"EXLS_KEYRING_TIMEOUT": "2"}, timeout=30)
+    _assert_keyring_failure(result, "Failed to load token")
+    assert "did not answer within 2 s" in result.stderr
+    assert result.seconds < 8, f"took {result.seconds:.1f} s with EXLS_KEYRING_TIMEOUT=2"
+
+    logout = exls.run("logout", env={"EXLS_KEYRING_TIMEOUT": "2"}, timeout=30)
+    assert logout.returncode == 1 and logout.seconds < 8, logout.describe()
+    assert "Failed to load token" in logout.stderr or "Failed to remove token" in logout.stderr
