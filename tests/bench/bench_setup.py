@@ -1,4 +1,11 @@
-"""The keyring-backed cases of the benchmark: a real Secret Service with a stored session."""
+"""The keyring-backed cases of the benchmark: a real Secret Service with a stored session.
+
+`exls auth token` is measured against the bare keyring read it cannot avoid. That read pays
+keyring's own backend discovery: importing every backend, checking their priorities and an
+entry-point scan of the group keyring.backends (importlib_metadata, on Python 3.11) that grows
+with the installed distributions. exls adds no scan of its own on this path, so the 300
+unrelated distributions are compared with what they cost the bare read in the same run.
+"""
 
 from __future__ import annotations
 
@@ -44,7 +51,9 @@ def start_secret_service(root: Path) -> SecretService:
     return service
 
 
-def token_cases(exls: str, env: dict[str, str], home: Path) -> tuple[list, list, Callable[[], None]]:  # type: ignore[type-arg]
+def token_cases(
+    exls: str, env: dict[str, str], home: Path
+) -> tuple[list, list, Callable[[], None]]:  # type: ignore[type-arg]
     """Cases and budgets for `exls auth token` against the bare keyring read it cannot avoid."""
     from bench import Budget, Case, make_dummy_distributions
 
@@ -60,17 +69,45 @@ def token_cases(exls: str, env: dict[str, str], home: Path) -> tuple[list, list,
     make_dummy_distributions(dummies, 300)
     crowded = dict(full, PYTHONPATH=str(dummies))
 
-    bare = Case("python: bare keyring read (SecretService)", [sys.executable, "-c", BARE_READ], full)
+    bare = Case(
+        "python: bare keyring read (SecretService)", [sys.executable, "-c", BARE_READ], full
+    )
+    bare300 = Case(
+        "python: bare keyring read, 300 unrelated distributions",
+        [sys.executable, "-c", BARE_READ],
+        crowded,
+    )
     token = Case("exls auth token (valid token, SecretService)", [exls, "auth", "token"], full)
-    token300 = Case("exls auth token, 300 unrelated distributions", [exls, "auth", "token"], crowded)
+    token300 = Case(
+        "exls auth token, 300 unrelated distributions", [exls, "auth", "token"], crowded
+    )
     version = Case("exls --version (same environment)", [exls, "--version"], full)
     version300 = Case("exls --version, 300 unrelated distributions", [exls, "--version"], crowded)
     flows = Case("exls auth flows (scans entry points)", [exls, "auth", "flows"], full)
-    flows300 = Case("exls auth flows, 300 unrelated distributions", [exls, "auth", "flows"], crowded)
-    cases = [bare, token, token300, version, version300, flows, flows300]
+    flows300 = Case(
+        "exls auth flows, 300 unrelated distributions", [exls, "auth", "flows"], crowded
+    )
+    cases = [bare, bare300, token, token300, version, version300, flows, flows300]
     budgets = [
         Budget("auth token <= 1.2x bare keyring read", token.name, bare.name, 1.2),
-        Budget("auth token: 300 distributions cost nothing (<= 1.1x)", token300.name, token.name, 1.1),
-        Budget("--version: 300 distributions cost nothing (<= 1.1x)", version300.name, version.name, 1.1),
+        Budget(
+            "auth token <= 1.2x bare read, both with 300 dists",
+            token300.name,
+            bare300.name,
+            1.2,
+        ),
+        Budget(
+            "auth token: 300 dists cost only keyring's own scan (<= 1.1x)",
+            token300.name,
+            token.name,
+            1.1,
+            relative_to=(bare300.name, bare.name),
+        ),
+        Budget(
+            "--version: 300 distributions cost nothing (<= 1.1x)",
+            version300.name,
+            version.name,
+            1.1,
+        ),
     ]
     return cases, budgets, service.stop

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[2]
 HEAVY = (
     "requests",
     "urllib3",
@@ -69,3 +70,109 @@ def test_the_probe_would_notice_a_heavy_import(tmp_path: Path) -> None:
     # `auth flows` must load plugins: proves the probe sees imports made by commands.
     modules = loaded_modules(["auth", "flows"], tmp_path)
     assert "importlib.metadata" in modules
+
+
+# --- `exls auth token` with a valid stored token: the hot path of every script
+
+TOKEN_HEAVY = (
+    *HEAVY,
+    "pluggy",
+    "click",  # the entry point answers `exls auth token` without click
+    "filelock",
+    "platformdirs",
+    "exls_core.plugin",
+    "exls_core.plugins",
+    "exls_core.plugin_index",
+    "exls_core.cli_app",
+    "exls_core.discovery",
+    "exls_core.http",
+    "exls_core.session.validation",
+    "exls_core.session.login",
+    "exls_core.session.revoke",
+    "exls_core.session.locking",
+)
+
+TOKEN_PROBE = """
+import json, sys
+sys.argv = ["exls", *sys.argv[1:]]
+code = None
+try:
+    from exls_core.cli import run
+    run()
+except SystemExit as exc:
+    code = exc.code
+print()
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+BARE_READ = """
+import json, sys
+import keyring
+keyring.get_password("exalsius_cli", "session")
+print(json.dumps(sorted(sys.modules)))
+"""
+
+STORE = """
+import time
+from exls_core.config import DEFAULT_CLIENT_ID, DEFAULT_ISSUER
+from exls_core.session import Session, SessionStore
+SessionStore().save(Session(
+    issuer=DEFAULT_ISSUER, client_id=DEFAULT_CLIENT_ID, access_token="at-" + "x" * 900,
+    expires_at=time.time() + 3600, refresh_token="rt", id_token="id-" + "y" * 1300,
+    scopes=("openid",), flow="pkce", subject="s", email=None, logged_in_at=time.time()))
+"""
+
+
+@pytest.fixture
+def file_keyring_env(tmp_path: Path) -> dict[str, str]:
+    """A stored valid session in the file-backed test keyring, selected the way users select
+    a backend (PYTHON_KEYRING_BACKEND): keyring then skips its own discovery and scan."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXLS_")}
+    env.update(
+        XDG_CACHE_HOME=str(tmp_path / "cache"),
+        PYTHONPATH=os.pathsep.join([str(ROOT / "tests" / "session"), env.get("PYTHONPATH", "")]),
+        PYTHON_KEYRING_BACKEND="exls_test_filekeyring.FileKeyring",
+        EXLS_TEST_KEYRING_DIR=str(tmp_path / "keyring"),
+    )
+    subprocess.run([sys.executable, "-c", STORE], env=env, check=True, timeout=60)
+    return env
+
+
+def token_probe(args: list[str], env: dict[str, str]) -> tuple[str, int, set[str]]:
+    result = subprocess.run(
+        [sys.executable, "-c", TOKEN_PROBE, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    *output, report = result.stdout.rstrip("\n").split("\n")
+    data = json.loads(report)
+    return "\n".join(output).strip(), data["code"], set(data["modules"])
+
+
+def token_heavy_in(modules: set[str], env: dict[str, str]) -> list[str]:
+    # What the keyring backend itself imports is shared with the bare read and not counted.
+    bare = subprocess.run(
+        [sys.executable, "-c", BARE_READ], env=env, capture_output=True, text=True, timeout=60
+    )
+    keyrings_own = set(json.loads(bare.stdout))
+    return sorted(
+        m for m in modules - keyrings_own for h in TOKEN_HEAVY if m == h or m.startswith(h + ".")
+    )
+
+
+def test_auth_token_with_a_valid_token_is_light(file_keyring_env: dict[str, str]) -> None:
+    out, code, modules = token_probe(["auth", "token"], file_keyring_env)
+    assert (out, code) == ("at-" + "x" * 900, 0)
+    assert "exls_core.session.store" in modules and "keyring" in modules  # the probe sees
+    assert token_heavy_in(modules, file_keyring_env) == []
+    # No entry-point scan by exls: with the backend named, keyring does not scan either.
+    assert "importlib.metadata" not in modules or sys.version_info >= (3, 12)
+
+
+def test_the_token_probe_would_notice_a_heavy_import(file_keyring_env: dict[str, str]) -> None:
+    # Negative control: the same probe through click (any extra argument) flags click.
+    _, code, modules = token_probe(["auth", "token", "--help"], file_keyring_env)
+    assert code in (0, None)
+    assert "click" in token_heavy_in(modules, file_keyring_env)

@@ -287,3 +287,21 @@ class FakeIdP:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
+
+
+def jwt_like(length: int, seed: str) -> str:
+    """A token shaped like a JWT (base64url segments joined by dots) of exactly length chars."""
+    import hashlib
+
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    stream = ""
+    counter = 0
+    while len(stream) < length:
+        block = hashlib.sha256(f"{seed}:{counter}".encode()).digest()
+        stream += "".join(alphabet[b % 64] for b in block)
+        counter += 1
+    chars = list(stream[:length])
+    for cut in (length // 8, length * 5 // 8):  # header.payload.signature
+        if 0 < cut < length - 1:
+            chars[cut] = "."
+    return "".join(chars)

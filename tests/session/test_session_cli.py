@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
+from typing import NoReturn
 
 import pytest
 from keyring.errors import KeyringLocked
@@ -42,6 +44,27 @@ Run = tuple[pytest.MonkeyPatch, pytest.CaptureFixture[str]]
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Run:
     return monkeypatch, capsys
+
+
+@pytest.fixture(params=["fast path", "click"])
+def token_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """`exls auth token` runs without click; both ways must answer identically."""
+    import exls_core.cli
+
+    if request.param == "click":
+        monkeypatch.setattr(exls_core.cli, "is_token_fast_path", lambda argv: False)
+        yield "click"
+        return
+    calls = []
+    fast = exls_core.cli._run_token
+
+    def recorded() -> NoReturn:
+        calls.append(1)
+        fast()
+
+    monkeypatch.setattr(exls_core.cli, "_run_token", recorded)
+    yield "fast path"
+    assert calls, "the fast path was not taken"
 
 
 # --- logout
@@ -100,19 +123,43 @@ def test_logout_when_not_logged_in(
     assert configured.revoked == []
 
 
+CORRUPTED = (
+    "Error: Failed to load token: stored session is corrupted\n"
+    'Run "exls logout", then "exls login".\n'
+)
+
+
 def test_logout_removes_a_corrupted_session(
-    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run
+    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run, token_path: str
 ) -> None:
     log_in(configured)
     memory_keyring.entries[("exalsius_cli", "session.a.0")] = "garbage"
-    code, _, err = exls(*cli, "auth", "token")
-    assert code == 1
-    assert err == (
-        "Error: Failed to load token: stored session is corrupted\n"
-        'Run "exls logout", then "exls login".\n'
-    )
+    # auth token answers from the pointer's checksummed hot record without reading chunks;
+    # every command that needs the full session reports the damage.
+    assert exls(*cli, "auth", "token") == (0, "SECRET-AT\n", "")
+    assert exls(*cli, "auth", "status") == (1, "", CORRUPTED)
     assert exls(*cli, "logout") == (0, "", "Logged out.\n")
     assert memory_keyring.entries == {}
+
+
+def test_token_reports_a_damaged_pointer(
+    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run, token_path: str
+) -> None:
+    log_in(configured)
+    pointer = memory_keyring.entries[("exalsius_cli", "session")]
+    assert "SECRET-AT" in pointer  # the hot record is there
+    damaged = pointer.replace("SECRET-AT", "SECRET-AX")
+    memory_keyring.entries[("exalsius_cli", "session")] = damaged
+    assert exls(*cli, "auth", "token") == (1, "", CORRUPTED)
+
+
+def test_token_reports_damaged_chunks_when_the_pointer_has_no_hot_record(
+    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run, token_path: str
+) -> None:
+    log_in(configured, access_token="A" * 1500)  # too long for the pointer entry
+    assert "AAAA" not in memory_keyring.entries[("exalsius_cli", "session")]
+    memory_keyring.entries[("exalsius_cli", "session.a.0")] = "garbage"
+    assert exls(*cli, "auth", "token") == (1, "", CORRUPTED)
 
 
 # --- status
@@ -179,7 +226,7 @@ def test_status_with_a_locked_keyring(
 
 
 def test_token_prints_only_the_token(
-    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run
+    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run, token_path: str
 ) -> None:
     log_in(configured)
     assert exls(*cli, "auth", "token") == (0, "SECRET-AT\n", "")
@@ -187,14 +234,14 @@ def test_token_prints_only_the_token(
 
 
 def test_token_refreshes_an_expired_token(
-    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run
+    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run, token_path: str
 ) -> None:
     log_in(configured, expires_at=time.time() - 10, refresh_token="rt-0")
     assert exls(*cli, "auth", "token") == (0, "at-1\n", "")
 
 
 def test_token_when_not_logged_in(
-    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run
+    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run, token_path: str
 ) -> None:
     assert exls(*cli, "auth", "token") == (
         1,
@@ -204,7 +251,7 @@ def test_token_when_not_logged_in(
 
 
 def test_token_when_the_session_expired_beyond_refresh(
-    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run
+    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run, token_path: str
 ) -> None:
     log_in(configured, expires_at=time.time() - 10, refresh_token="rt-dead")
     assert exls(*cli, "auth", "token") == (
@@ -216,7 +263,11 @@ def test_token_when_the_session_expired_beyond_refresh(
 
 
 def test_token_for_another_issuer(
-    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run, monkeypatch: pytest.MonkeyPatch
+    memory_keyring: MemoryKeyring,
+    configured: FakeIdP,
+    cli: Run,
+    monkeypatch: pytest.MonkeyPatch,
+    token_path: str,
 ) -> None:
     log_in(configured)
     monkeypatch.setenv("EXLS_AUTH_ISSUER", "https://other.example/")
@@ -226,7 +277,7 @@ def test_token_for_another_issuer(
     assert "SECRET" not in err
 
 
-def test_token_with_no_keyring_backend(configured: FakeIdP, cli: Run) -> None:
+def test_token_with_no_keyring_backend(configured: FakeIdP, cli: Run, token_path: str) -> None:
     import keyring
     from keyring.backends import fail
 
@@ -238,3 +289,26 @@ def test_token_with_no_keyring_backend(configured: FakeIdP, cli: Run) -> None:
         keyring.core._keyring_backend = previous
     assert (code, out) == (1, "")
     assert err.startswith("Error: Failed to load token: no keyring backend is available\n")
+
+
+def test_token_cancelled(
+    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run, token_path: str
+) -> None:
+    import exls_core.session.refresh
+
+    def interrupted(*args: object, **kwargs: object) -> str:
+        raise KeyboardInterrupt
+
+    cli[0].setattr(exls_core.session.refresh, "get_access_token", interrupted)
+    log_in(configured)
+    assert exls(*cli, "auth", "token") == (130, "", "\nCancelled.\n")
+
+
+def test_only_the_bare_token_command_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from exls_core.cli import is_token_fast_path
+
+    assert is_token_fast_path(["auth", "token"])
+    for argv in (["auth", "token", "--help"], ["auth", "status"], ["token"], ["auth"]):
+        assert not is_token_fast_path(argv)
+    monkeypatch.setenv("_EXLS_COMPLETE", "bash_complete")
+    assert not is_token_fast_path(["auth", "token"])

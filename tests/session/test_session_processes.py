@@ -117,6 +117,7 @@ def test_without_the_lock_the_same_race_breaks_the_session(
 
 
 HEAVY = (
+    "click",  # `exls auth token` alone is answered without click
     "requests",
     "urllib3",
     "rich",
@@ -150,6 +151,8 @@ def test_auth_token_hot_path_is_light(
     assert data["code"] == 0
     modules = set(data["modules"])
     assert "keyring" in modules and "exls_core.session.store" in modules  # the probe sees imports
+    lazy = {"exls_core.session.validation", "exls_core.session.login", "exls_core.session.revoke"}
+    assert modules.isdisjoint(lazy)
     heavy = sorted(m for m in modules for h in HEAVY if m == h or m.startswith(h + "."))
     assert heavy == []
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}

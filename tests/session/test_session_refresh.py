@@ -179,3 +179,87 @@ def test_get_access_token_reads_the_settings_itself(
     assert get_access_token() == "at-1"
     assert get_access_token() == "at-1"
     assert idp.refreshes == 1
+
+
+# --- get_access_token: the `exls auth token` path (one keyring read with the hot record)
+
+TOKEN_SIZES = {"hot record": "at-initial", "too large for the pointer": "L" * 2000}
+
+
+def token_now(settings: Settings, now: float = NOW) -> str:
+    return get_access_token(settings, store=SessionStore(), clock=lambda: now)
+
+
+@pytest.mark.parametrize("access_token", TOKEN_SIZES.values(), ids=TOKEN_SIZES.keys())
+def test_get_access_token_reads_one_entry_when_the_pointer_has_the_token(
+    memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP, access_token: str
+) -> None:
+    session = stored(idp, expires_in=61, access_token=access_token)
+    reads = memory_keyring.reads
+    assert token_now(settings) == access_token
+    chunk_count = -(-len(session.to_json()) // 1000)
+    hot = len(access_token) < 100
+    assert memory_keyring.reads - reads == (1 if hot else 1 + chunk_count)  # never twice
+    assert (idp.discovery_hits, idp.refreshes) == (0, 0)
+
+
+@pytest.mark.parametrize("access_token", TOKEN_SIZES.values(), ids=TOKEN_SIZES.keys())
+def test_get_access_token_refreshes_like_current_session(
+    memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP, access_token: str
+) -> None:
+    stored(idp, expires_in=59, access_token=access_token)
+    assert token_now(settings) == "at-1"
+    refreshed = SessionStore().load()
+    assert refreshed is not None and refreshed.refresh_token == "rt-1"
+    reads = memory_keyring.reads
+    assert token_now(settings) == "at-1"  # valid now: no second refresh, one read
+    assert (idp.refreshes, memory_keyring.reads - reads) == (1, 1)
+
+
+@pytest.mark.parametrize("access_token", TOKEN_SIZES.values(), ids=TOKEN_SIZES.keys())
+@pytest.mark.parametrize("change", [{"issuer": "https://other.example/"}, {"client_id": "other"}])
+def test_get_access_token_for_another_issuer_or_client(
+    memory_keyring: MemoryKeyring,
+    settings: Settings,
+    idp: FakeIdP,
+    change: dict[str, str],
+    access_token: str,
+) -> None:
+    stored(idp, expires_in=3600, access_token=access_token)
+    configured = Settings(**{"issuer": idp.issuer, "client_id": CLIENT_ID, **change})
+    with pytest.raises(ExlsError) as caught:
+        token_now(configured)
+    assert caught.value.message == (
+        f"Stored session is for issuer {idp.issuer} (client {CLIENT_ID}), but exls is "
+        f"configured for {configured.issuer} (client {configured.client_id})."
+    )
+    assert (idp.discovery_hits, idp.refreshes) == (0, 0)
+
+
+def test_get_access_token_when_not_logged_in_reads_once(
+    memory_keyring: MemoryKeyring, settings: Settings
+) -> None:
+    with pytest.raises(NotLoggedIn):
+        token_now(settings)
+    assert memory_keyring.reads == 1
+
+
+@pytest.mark.parametrize("access_token", TOKEN_SIZES.values(), ids=TOKEN_SIZES.keys())
+def test_get_access_token_when_the_refresh_token_is_dead(
+    memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP, access_token: str
+) -> None:
+    stored(idp, expires_in=0, refresh_token="rt-revoked", access_token=access_token)
+    with pytest.raises(SessionExpired):
+        token_now(settings)
+    assert memory_keyring.entries == {}
+    stored(idp, expires_in=0, refresh_token=None, access_token=access_token)
+    with pytest.raises(SessionExpired):
+        token_now(settings)
+
+
+def test_a_nan_expiry_counts_as_expired(
+    memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP
+) -> None:
+    stored(idp, expires_in=float("nan"))
+    assert token_now(settings) == "at-1"
+    assert idp.refreshes == 1

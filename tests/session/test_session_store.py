@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from typing import Any
 
 import keyring
 import pytest
@@ -11,19 +13,41 @@ from hypothesis import given
 from hypothesis import strategies as st
 from keyring.backends import fail, null
 from keyring.errors import KeyringLocked, PasswordSetError
-from session_testkit import WINDOWS_LIMIT, Crash, MemoryKeyring, make_session
+from session_testkit import WINDOWS_LIMIT, Crash, MemoryKeyring, jwt_like, make_session
 
 from exls_core.errors import UsageError
 from exls_core.session import chunks
-from exls_core.session.keyring_calls import SERVICE
-from exls_core.session.model import Session
-from exls_core.session.store import CorruptedSession, SessionStore, StoreError
+from exls_core.session.keyring_calls import SERVICE, Keyring
+from exls_core.session.model import HotRecord, Session
+from exls_core.session.store import POINTER, CorruptedSession, SessionStore, StoreError
 
 ISSUER = "https://idp.example/"
 
 
 def big_session(size: int, **overrides: object) -> Session:
     return make_session(ISSUER, **{"access_token": "a" * size, **overrides})
+
+
+def realistic_session(access: int = 900, id_token: int = 1300, **overrides: object) -> Session:
+    """Auth0-sized tokens: JWT access token ~800-1200 characters, ID token ~1000-1500."""
+    tokens = {
+        "access_token": jwt_like(access, "at"),
+        "id_token": jwt_like(id_token, "id"),
+        "refresh_token": jwt_like(120, "rt"),
+    }
+    values: dict[str, Any] = {"issuer": "https://exalsius.eu.auth0.com/", **tokens, **overrides}
+    return make_session(**values)
+
+
+def hot_view(store: SessionStore) -> HotRecord | Session | None:
+    return store.load_hot()
+
+
+def consistent(found: HotRecord | Session | None, session: Session | None) -> bool:
+    """load_hot's answer agrees with the full session (hot record or the session itself)."""
+    if session is None:
+        return found is None
+    return found in (session, HotRecord.of(session))
 
 
 # --- chunks
@@ -121,19 +145,29 @@ SCENARIOS = {
     "first login": [],
     "replace a session": [big_session(2500, access_token="old" * 800)],
     "replace twice (slot b active)": [big_session(100), big_session(4000)],
+    "replace a session with a hot record": [realistic_session(flow="old")],
+    "replace twice, hot records (slot b active)": [
+        realistic_session(800, flow="older"),
+        realistic_session(1000, 1500, flow="old"),
+    ],
 }
+NEW = {
+    "large": big_session(3300, access_token="new" * 1100, flow="device_code"),
+    "hot": realistic_session(940, 1450, flow="device_code"),
+}
+OPERATIONS = [("save", "large"), ("save", "hot"), ("logout", "large")]
 
 
 @pytest.mark.parametrize("history", SCENARIOS.values(), ids=SCENARIOS.keys())
 @pytest.mark.parametrize("how", ["crash", "keyring error"])
-@pytest.mark.parametrize("operation", ["save", "logout"])
+@pytest.mark.parametrize(("operation", "new_kind"), OPERATIONS)
 def test_interrupted_at_every_write_the_store_holds_old_or_new(
-    memory_keyring: MemoryKeyring, history: list[Session], how: str, operation: str
+    memory_keyring: MemoryKeyring, history: list[Session], how: str, operation: str, new_kind: str
 ) -> None:
     for session in history:
         SessionStore().save(session)
     old = history[-1] if history else None
-    new = big_session(3300, access_token="new" * 1100, flow="device_code")
+    new = NEW[new_kind]
     total = write_count(memory_keyring, operation, new)
     assert total >= (1 if history or operation == "save" else 0)
     for n in range(1, total + 2):  # n = total + 1: nothing fails
@@ -149,14 +183,187 @@ def test_interrupted_at_every_write_the_store_holds_old_or_new(
         except (Crash, StoreError):
             assert n <= total
         backend.fail_on_write = None
-        assert store.load() in (old, expected), f"mixed state after write {n}"
+        loaded = store.load()
+        assert loaded in (old, expected), f"mixed state after write {n}"
+        # The auth token path (one read when the pointer carries the hot record) agrees.
+        assert consistent(hot_view(store), loaded), f"hot record disagrees after write {n}"
+        assert all(len(v.encode("utf-16-le")) <= WINDOWS_LIMIT for v in backend.entries.values())
         # Whatever the interruption left behind, the next writes clean it up.
         later = big_session(50, flow="later")
         store.save(later)
         assert store.load() == later
+        assert hot_view(store) == HotRecord.of(later)
         assert len(backend.names()) == 1 + len(chunks.split(later.to_json()))
         store.clear()
         assert backend.entries == {}, f"garbage left after write {n}"
+
+
+# --- the hot record: `exls auth token` in one keyring read
+
+
+def pointer_of(backend: MemoryKeyring) -> str:
+    return backend.entries[(SERVICE, POINTER)]
+
+
+@pytest.mark.parametrize("access", [600, 800, 900, 990, 1000, 1100, 1200])
+@pytest.mark.parametrize("id_token", [1000, 1500])
+@pytest.mark.parametrize(
+    "issuer",
+    ["https://exalsius.eu.auth0.com/", "https://sso.example.com/realms/" + "r" * 60 + "/"],
+)
+def test_realistic_sessions_fit_and_valid_tokens_cost_one_read(
+    memory_keyring: MemoryKeyring, access: int, id_token: int, issuer: str
+) -> None:
+    session = realistic_session(access, id_token, issuer=issuer, client_id="c" * 32)
+    store = SessionStore()
+    store.save(session)
+    pointer = pointer_of(memory_keyring)
+    assert len(pointer) <= chunks.POINTER_MAX
+    assert len(pointer.encode("utf-16-le")) <= WINDOWS_LIMIT
+    reads = memory_keyring.reads
+    found = store.load_hot()
+    hot = chunks.Pointer.decode(pointer).hot is not None
+    if access <= 990:  # Auth0-sized access tokens get the one-read path, whatever the issuer
+        assert hot
+    if hot:
+        assert found == HotRecord.of(session)
+        assert memory_keyring.reads - reads == 1
+    else:
+        assert access > 990 and found == session
+        assert memory_keyring.reads - reads == 1 + len(chunks.split(session.to_json()))
+    assert store.load() == session
+
+
+@given(
+    access=st.text(st.characters(max_codepoint=0x10FFFF, exclude_categories=["Cs"]), min_size=1),
+    issuer=st.text(min_size=1, max_size=300),
+    expires_at=st.floats(allow_nan=False, allow_infinity=False),
+)
+def test_any_session_gets_a_pointer_within_the_limit(
+    access: str, issuer: str, expires_at: float
+) -> None:
+    backend = MemoryKeyring()
+    session = make_session(issuer, access_token=access, expires_at=expires_at)
+    store = SessionStore(keyring=Keyring(backend))
+    store.save(session)  # the memory backend refuses any entry over the Windows limit
+    pointer = backend.entries[(SERVICE, POINTER)]
+    assert len(pointer) <= chunks.POINTER_MAX and pointer.isascii()
+    assert store.load() == session
+    assert consistent(store.load_hot(), session)
+
+
+def test_every_damaged_character_of_the_pointer_is_detected(
+    memory_keyring: MemoryKeyring,
+) -> None:
+    store = SessionStore()
+    store.save(realistic_session(900))
+    pointer = pointer_of(memory_keyring)
+    assert chunks.Pointer.decode(pointer).hot is not None
+    for index, char in enumerate(pointer):
+        for replacement in {"x" if char != "x" else "y", "0" if char != "0" else "1"}:
+            memory_keyring.entries[(SERVICE, POINTER)] = (
+                pointer[:index] + replacement + pointer[index + 1 :]
+            )
+            with pytest.raises(CorruptedSession):
+                store.load_hot()
+    memory_keyring.entries[(SERVICE, POINTER)] = pointer[:-1]  # truncated
+    with pytest.raises(CorruptedSession):
+        store.load_hot()
+
+
+def test_a_hot_record_that_disagrees_with_the_chunks_is_corruption(
+    memory_keyring: MemoryKeyring,
+) -> None:
+    store = SessionStore()
+    session = realistic_session(900)
+    store.save(session)
+    pointer = chunks.Pointer.decode(pointer_of(memory_keyring))
+    assert pointer.hot is not None
+    forged = chunks.Pointer(**{**pointer.__dict__, "hot": {**pointer.hot, "exp": 1e12}})
+    memory_keyring.entries[(SERVICE, POINTER)] = forged.encode()  # a valid checksum
+    with pytest.raises(CorruptedSession):
+        store.load()
+
+
+def test_a_pointer_from_before_the_hot_record_still_loads(memory_keyring: MemoryKeyring) -> None:
+    # exls 0.1.0 wrote pointers without "hot" and "sum": they read as before (all chunks).
+    session = realistic_session(900)
+    text = session.to_json()
+    pieces = chunks.split(text)
+    for index, piece in enumerate(pieces):
+        memory_keyring.entries[(SERVICE, chunks.chunk_name("a", index))] = piece
+    old = chunks.make_pointer("a", text, pieces)
+    legacy = (
+        f'{{"format":1,"slot":"a","gen":"{old.generation}","chunks":{old.chunks},'
+        f'"length":{old.length},"sha256":"{old.sha256}"}}'
+    )
+    memory_keyring.entries[(SERVICE, POINTER)] = legacy
+    store = SessionStore()
+    assert store.load() == session
+    reads = memory_keyring.reads
+    assert store.load_hot() == session
+    assert memory_keyring.reads - reads == 1 + len(pieces)
+    # A hot record without the checksum is not accepted.
+    data = json.loads(legacy)
+    record = HotRecord.of(session)
+    assert record is not None
+    data["hot"] = record.to_dict()
+    memory_keyring.entries[(SERVICE, POINTER)] = json.dumps(data)
+    with pytest.raises(CorruptedSession):
+        store.load_hot()
+
+
+@pytest.mark.parametrize("hot", [{"v": 2, "token": "x"}, ["a", "list"], "text"])
+def test_a_hot_record_from_another_exls_version_is_ignored(
+    memory_keyring: MemoryKeyring, hot: object
+) -> None:
+    store = SessionStore()
+    session = realistic_session(900)
+    store.save(session)
+    pointer = chunks.Pointer.decode(pointer_of(memory_keyring))
+    fields = {k: v for k, v in pointer.__dict__.items() if k != "hot"}
+    encoded = chunks.Pointer(**fields, hot={"placeholder": 1}).encode()
+    # Re-encode with an arbitrary "hot" value and a valid checksum (as another exls would).
+    body = encoded[: encoded.rindex(',"sum":')] + "}"
+    body = body.replace('"hot":{"placeholder":1}', '"hot":' + json.dumps(hot))
+    memory_keyring.entries[(SERVICE, POINTER)] = body[:-1] + chunks._sum_suffix(
+        chunks._pointer_sum(body)
+    )
+    assert store.load_hot() == session  # the chunks decide
+    assert store.load() == session
+
+
+def test_the_new_pointer_keeps_the_fields_older_readers_need(
+    memory_keyring: MemoryKeyring,
+) -> None:
+    SessionStore().save(realistic_session(900))
+    data = json.loads(pointer_of(memory_keyring))
+    assert data["format"] == 1 and data["slot"] == "a" and data["chunks"] == 3
+    assert {"gen", "length", "sha256", "hot", "sum"} <= set(data)
+
+
+class SmallEntries(MemoryKeyring):
+    """A backend whose entries are smaller than Windows' (refuses anything over 1100)."""
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        if len(password) > 1100:
+            self._write()
+            raise PasswordSetError("too large for this backend")
+        super().set_password(service, username, password)
+
+
+def test_a_backend_refusing_the_hot_pointer_gets_the_compact_one() -> None:
+    backend = SmallEntries()
+    store = SessionStore(keyring=Keyring(backend))
+    session = realistic_session(990)
+    store.save(session)
+    assert chunks.Pointer.decode(backend.entries[(SERVICE, POINTER)]).hot is None
+    assert store.load() == session and store.load_hot() == session
+
+
+def test_hot_record_repr_hides_the_token() -> None:
+    record = HotRecord.of(make_session(ISSUER, access_token="SECRET-A"))
+    assert record is not None and "SECRET" not in repr(record)
 
 
 def test_a_failed_store_reports_and_keeps_the_old_session(memory_keyring: MemoryKeyring) -> None:
@@ -342,8 +549,6 @@ def test_a_chained_plaintext_backend_is_detected_and_named() -> None:
 
 
 def test_a_session_from_a_newer_exls_with_more_fields_still_loads() -> None:
-    import json
-
     session = big_session(10)
     data = json.loads(session.to_json())
     data["added_later"] = "x"
@@ -393,3 +598,43 @@ def test_a_session_too_large_for_the_keyring_is_refused(memory_keyring: MemoryKe
         SessionStore().save(big_session(chunks.CHUNK_SIZE * chunks.MAX_CHUNKS))
     assert caught.value.message.startswith("Failed to store token: the session is too large (")
     assert memory_keyring.entries == {}
+
+
+def test_the_token_path_makes_one_bounded_call(
+    memory_keyring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from exls_core.config import Settings
+    from exls_core.session import keyring_calls
+    from exls_core.session.refresh import get_access_token
+
+    session = realistic_session(900)
+    SessionStore().save(session)
+    calls: list[object] = []
+    real = keyring_calls.bounded
+
+    def counted(fn: Any, limit: float | None = None) -> Any:
+        calls.append(fn)
+        return real(fn, limit)
+
+    monkeypatch.setattr(keyring_calls, "bounded", counted)
+    settings = Settings(issuer=session.issuer, client_id=session.client_id)
+    assert get_access_token(settings) == session.access_token  # a new store: backend unchosen
+    assert len(calls) == 1
+
+
+def test_a_hanging_backend_choice_is_abandoned_in_bounded_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from exls_core.session import keyring_calls
+
+    release = threading.Event()
+    monkeypatch.setattr(keyring_calls, "_choose_backend", lambda: release.wait(30))
+    monkeypatch.setenv("EXLS_KEYRING_TIMEOUT", "0.05")
+    started = time.monotonic()
+    try:
+        with pytest.raises(StoreError) as caught:
+            SessionStore().load_hot()
+    finally:
+        release.set()
+    assert time.monotonic() - started < 2
+    assert caught.value.message == "Failed to load token: the keyring did not answer within 0.05 s"

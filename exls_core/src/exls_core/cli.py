@@ -1,4 +1,9 @@
-"""The ``exls`` command line. Subcommands are imported only when they run (start-up matters).
+"""The ``exls`` entry point. The commands are a click group (:mod:`exls_core.cli_app`), whose
+subcommands are imported only when they run (start-up matters).
+
+``exls auth token`` with nothing else on the command line is the hot path of every script
+(``curl -H "Authorization: Bearer $(exls auth token)"``): it skips click and calls the
+session code directly, with the same output, messages and exit codes as the click command.
 
 Messages for people go to stderr, data to stdout. Exit codes: 0 ok, 1 failure, 2 usage,
 130 cancelled.
@@ -6,41 +11,16 @@ Messages for people go to stderr, data to stdout. Exit codes: 0 ok, 1 failure, 2
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, NoReturn
 
-import click
-
-from exls_core import __version__
 from exls_core.errors import EXIT_CANCELLED, ExlsError
 
+if TYPE_CHECKING:
+    from exls_core.cli_app import LazyGroup, main
 
-class LazyGroup(click.Group):
-    """A group whose subcommands live in modules imported on first use."""
-
-    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._lazy = lazy
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(self._lazy))
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in self._lazy:
-            from importlib import import_module
-
-            module_name, _, attr = self._lazy[cmd_name].partition(":")
-            command: click.Command = getattr(import_module(module_name), attr)
-            return command
-        return super().get_command(ctx, cmd_name)
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        # Short help without importing every command module.
-        rows = [(name, LAZY_HELP.get(name, "")) for name in self.list_commands(ctx)]
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
-
+__all__ = ["LAZY_HELP", "LazyGroup", "main", "run"]
 
 LAZY_HELP = {
     "login": "Log in and store your tokens in the system keyring.",
@@ -50,51 +30,74 @@ LAZY_HELP = {
     "token": "Print a valid access token on stdout (refreshing it if needed).",
     "flows": "List installed login flows, their availability and priority.",
 }
+COMPLETE_VAR = "_EXLS_COMPLETE"  # click's shell completion: always the click path
 
 
-def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    if not value or ctx.resilient_parsing:
-        return
-    from exls_core.plugin_index import flow_entries
+def __getattr__(name: str) -> object:
+    # main and LazyGroup live with click; importing them from here keeps working.
+    if name in ("main", "LazyGroup"):
+        from exls_core import cli_app
 
-    click.echo(f"exls {__version__}")
-    entries = flow_entries()
-    if not entries:
-        click.echo("flow plugins: none installed")
-    for entry in sorted(entries, key=lambda e: e.name):
-        click.echo(f"flow {entry.name}: {entry.distribution} {entry.version}")
-    ctx.exit()
+        return getattr(cli_app, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@click.group(
-    cls=LazyGroup,
-    lazy={
-        "login": "exls_core.commands.login:login",
-        "logout": "exls_core.commands.session_cmds:logout",
-        "auth": "exls_core.commands.auth:auth",
-    },
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-@click.option(
-    "--version",
-    is_flag=True,
-    expose_value=False,
-    is_eager=True,
-    callback=_print_version,
-    help="Show the version and the installed flow plugins.",
-)
-def main() -> None:
-    """exls: sign in to the exalsius platform.
+def is_token_fast_path(argv: list[str]) -> bool:
+    """Exactly ``exls auth token``: anything else (options, --help, completion) goes to click."""
+    return argv == ["auth", "token"] and COMPLETE_VAR not in os.environ
 
-    Tokens are stored in your system keyring under the service name exalsius_cli.
-    """
+
+def _echo(text: str, *, err: bool = False) -> None:
+    stream = sys.stderr if err else sys.stdout
+    if stream is not None:  # as click.echo: no stream (pythonw), no output
+        stream.write(text + "\n")
+        stream.flush()
+
+
+def _fail(exc: ExlsError) -> NoReturn:
+    _echo(f"Error: {exc.message}", err=True)
+    if exc.hint:
+        _echo(exc.hint, err=True)
+    sys.exit(exc.exit_code)
+
+
+def _run_token() -> NoReturn:
+    """``exls auth token`` without click (see exls_core.commands.session_cmds.token)."""
+    try:
+        from exls_core.session.refresh import get_access_token
+
+        _echo(get_access_token())
+    except (KeyboardInterrupt, EOFError):
+        _echo("\nCancelled.", err=True)
+        sys.exit(EXIT_CANCELLED)
+    except ExlsError as exc:
+        _fail(exc)
+    except BrokenPipeError:
+        _silence_stdout()
+        sys.exit(1)
+    sys.exit(0)
+
+
+def _silence_stdout() -> None:
+    # The reader went away: without this, flushing stdout at exit reports the broken pipe.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, AttributeError, ValueError):
+        pass
 
 
 def run() -> None:
     """Console-script entry point: maps exls errors and Ctrl+C to messages and exit codes."""
+    if is_token_fast_path(sys.argv[1:]):
+        _run_token()
+    import click
+
+    from exls_core.cli_app import main as group
+
     try:
         # Without standalone mode click returns the exit code of ctx.exit(n) instead of exiting.
-        code = main.main(prog_name="exls", standalone_mode=False)
+        code = group.main(prog_name="exls", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -112,6 +115,7 @@ def run() -> None:
             click.echo(exc.hint, err=True)
         sys.exit(exc.exit_code)
     except BrokenPipeError:
+        _silence_stdout()
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 

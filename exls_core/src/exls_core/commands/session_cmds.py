@@ -1,7 +1,10 @@
 """``exls logout``, ``exls auth status`` and ``exls auth token``.
 
-``auth token`` is the hot path of every script: while the stored token is valid it imports
-only click, keyring and the session store (no requests, rich, jwt or flow plugins).
+``auth token`` is the hot path of every script. Called exactly as ``exls auth token``, the
+entry point (:func:`exls_core.cli.run`) answers it without click; this command is the same
+thing for every other way in (``exls auth token`` with options, ``python -m``, tests). While the
+stored token is valid it imports only keyring and the session store (no requests, rich, jwt or
+flow plugins) and reads one keyring entry.
 """
 
 from __future__ import annotations
@@ -127,6 +130,6 @@ def token() -> None:
 
     For scripts: curl -H "Authorization: Bearer $(exls auth token)" ...
     """
-    from exls_core.session import get_access_token
+    from exls_core.session.refresh import get_access_token  # as exls_core.cli's fast path
 
     click.echo(get_access_token())

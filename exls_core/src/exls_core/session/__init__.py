@@ -5,24 +5,44 @@ The public API for exls commands::
     from exls_core.session import get_access_token
     headers = {"Authorization": f"Bearer {get_access_token()}"}
 
-Importing this package is cheap (no requests, jwt or cryptography): ``exls auth token``
-depends on it.
+Importing this package is cheap: every name below is imported from its module on first use
+(PEP 562), so ``exls auth token`` loads the store and refresh modules but not validation,
+login or logout (no requests, jwt or cryptography).
 """
 
 from __future__ import annotations
 
-from exls_core.session.login import complete_login
-from exls_core.session.model import Session
-from exls_core.session.refresh import (
-    NotLoggedIn,
-    SessionExpired,
-    check_matches,
-    current_session,
-    get_access_token,
-)
-from exls_core.session.revoke import LogoutResult, logout
-from exls_core.session.store import CorruptedSession, SessionStore, StoreError
-from exls_core.session.validation import IdTokenRejected
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what type checkers and readers see; at run time see __getattr__
+    from exls_core.session.login import complete_login
+    from exls_core.session.model import Session
+    from exls_core.session.refresh import (
+        NotLoggedIn,
+        SessionExpired,
+        check_matches,
+        current_session,
+        get_access_token,
+    )
+    from exls_core.session.revoke import LogoutResult, logout
+    from exls_core.session.store import CorruptedSession, SessionStore, StoreError
+    from exls_core.session.validation import IdTokenRejected
+
+_HOME = {
+    "complete_login": "login",
+    "Session": "model",
+    "NotLoggedIn": "refresh",
+    "SessionExpired": "refresh",
+    "check_matches": "refresh",
+    "current_session": "refresh",
+    "get_access_token": "refresh",
+    "LogoutResult": "revoke",
+    "logout": "revoke",
+    "CorruptedSession": "store",
+    "SessionStore": "store",
+    "StoreError": "store",
+    "IdTokenRejected": "validation",
+}
 
 __all__ = [
     "CorruptedSession",
@@ -39,3 +59,18 @@ __all__ = [
     "get_access_token",
     "logout",
 ]
+
+
+def __getattr__(name: str) -> object:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -7,16 +7,27 @@ limit even if a backend adds a terminator or some framing of its own.
 
 The pointer names the slot holding the chunks and carries their count, total length and
 SHA-256, so a torn, truncated or mixed set of chunks is detected instead of being parsed.
+
+It may also carry a small ``hot`` record (what ``exls auth token`` needs, see
+:class:`exls_core.session.model.HotRecord`) when that fits: then a valid token costs one
+keyring read. The pointer is at most POINTER_MAX characters (2500 bytes as UTF-16, under the
+2560-byte limit even with a terminator; the store retries the commit without the hot record
+should a backend refuse it) and ends with ``sum``, a checksum of its own text, so a damaged
+pointer is detected even when no chunk is read. Readers ignore a hot record they cannot read
+(the chunks decide), so changing what it means takes a new key, not a new shape under ``hot``.
+Older pointers (no ``sum``, no ``hot``) read as before; older readers ignore both keys.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 from dataclasses import dataclass
+from typing import Any
 
 CHUNK_SIZE = 1000
+POINTER_MAX = 1250  # characters; only the optional hot record can make a pointer this large
+SUM_LENGTH = 32  # hex digits of SHA-256 in the pointer's own checksum (corruption, not attacks)
 MAX_CHUNKS = 64  # 64 KB of tokens; far beyond any real session, and bounds every probe
 SLOTS = ("a", "b")
 POINTER_FORMAT = 1
@@ -33,31 +44,37 @@ class Pointer:
     chunks: int
     length: int
     sha256: str
+    hot: dict[str, Any] | None = None  # what `exls auth token` needs; None when it did not fit
 
     def encode(self) -> str:
-        return json.dumps(
-            {
-                "format": POINTER_FORMAT,
-                "slot": self.slot,
-                "gen": self.generation,
-                "chunks": self.chunks,
-                "length": self.length,
-                "sha256": self.sha256,
-            },
-            separators=(",", ":"),
-        )
+        fields: dict[str, Any] = {
+            "format": POINTER_FORMAT,
+            "slot": self.slot,
+            "gen": self.generation,
+            "chunks": self.chunks,
+            "length": self.length,
+            "sha256": self.sha256,
+        }
+        if self.hot is not None:
+            fields["hot"] = self.hot
+        body = json.dumps(fields, separators=(",", ":"), ensure_ascii=True)
+        return body[:-1] + _sum_suffix(_pointer_sum(body))
 
     @classmethod
     def decode(cls, raw: str) -> Pointer:
         try:
             data = json.loads(raw)
+            hot = data.get("hot")
             pointer = cls(
                 slot=data["slot"],
                 generation=data["gen"],
                 chunks=data["chunks"],
                 length=data["length"],
                 sha256=data["sha256"],
+                hot=hot if isinstance(hot, dict) else None,  # else: not ours to read
             )
+            # Pointers written before the checksum existed have neither sum nor hot record.
+            summed = "sum" in data
             valid = (
                 data["format"] == POINTER_FORMAT
                 and pointer.slot in SLOTS
@@ -66,12 +83,33 @@ class Pointer:
                 and 1 <= pointer.chunks <= MAX_CHUNKS
                 and type(pointer.length) is int
                 and isinstance(pointer.sha256, str)
+                and (not summed or _sum_matches(raw, data["sum"]))
+                and (hot is None or summed)
             )
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, AttributeError):
             valid = False
         if not valid:
             raise ChunkError("unreadable pointer")
         return pointer
+
+    def without_hot(self) -> Pointer:
+        return Pointer(self.slot, self.generation, self.chunks, self.length, self.sha256)
+
+
+def _pointer_sum(body: str) -> str:
+    return digest(body)[:SUM_LENGTH]
+
+
+def _sum_suffix(value: str) -> str:
+    return f',"sum":"{value}"}}'
+
+
+def _sum_matches(raw: str, value: object) -> bool:
+    """The sum is the last member and covers the exact text before it (no re-encoding)."""
+    if not isinstance(value, str) or len(value) != SUM_LENGTH:
+        return False
+    suffix = _sum_suffix(value)
+    return raw.endswith(suffix) and _pointer_sum(raw[: -len(suffix)] + "}") == value
 
 
 def other_slot(slot: str) -> str:
@@ -96,8 +134,16 @@ def split(text: str, size: int = CHUNK_SIZE) -> list[str]:
     return pieces
 
 
-def make_pointer(slot: str, text: str, pieces: list[str]) -> Pointer:
-    return Pointer(slot, secrets.token_hex(8), len(pieces), len(text), digest(text))
+def make_pointer(
+    slot: str, text: str, pieces: list[str], hot: dict[str, Any] | None = None
+) -> Pointer:
+    """The pointer committing pieces; it carries hot only when it then fits POINTER_MAX."""
+    import secrets
+
+    pointer = Pointer(slot, secrets.token_hex(8), len(pieces), len(text), digest(text), hot)
+    if hot is not None and len(pointer.encode()) > POINTER_MAX:
+        pointer = pointer.without_hot()
+    return pointer
 
 
 def join(pointer: Pointer, pieces: list[str | None]) -> str:

@@ -2,7 +2,9 @@
 
 Each call runs in a daemon thread and is abandoned after EXLS_KEYRING_TIMEOUT seconds
 (10 by default): a Secret Service that never answers must not freeze ``exls auth token``.
-``keyring`` itself is imported inside the thread too, because choosing a backend can block.
+``keyring`` itself is imported inside the thread too, because choosing a backend can block;
+the first call of a :class:`Keyring` chooses the backend in the same thread as its operation
+(one thread, one time limit), so ``exls auth token`` makes one bounded call in all.
 """
 
 from __future__ import annotations
@@ -97,15 +99,15 @@ def bounded(fn: Callable[[], T], limit: float | None = None) -> T:
     raise KeyringFailure(_describe(value)) from None
 
 
+def _choose_backend() -> Any:
+    import keyring
+
+    return keyring.get_keyring()
+
+
 def backend() -> Any:
     """The active keyring backend (choosing it may block, hence bounded)."""
-
-    def get() -> Any:
-        import keyring
-
-        return keyring.get_keyring()
-
-    return bounded(get)
+    return bounded(_choose_backend)
 
 
 def _members(keyring_backend: Any) -> list[Any]:
@@ -152,17 +154,25 @@ class Keyring:
             self._backend = backend()
         return self._backend
 
+    def _call(self, operation: Callable[[Any], T]) -> T:
+        """One bounded call; the first one also chooses the backend, in the same thread
+        (one thread hand-off instead of two on the ``exls auth token`` path)."""
+
+        def run() -> T:
+            if self._backend is None:
+                self._backend = _choose_backend()
+            return operation(self._backend)
+
+        return bounded(run)
+
     def get(self, name: str) -> str | None:
-        b = self.backend
-        value = bounded(lambda: b.get_password(self.service, name))
+        value = self._call(lambda b: b.get_password(self.service, name))
         if value is not None and not isinstance(value, str):
             raise KeyringFailure(f"the keyring returned a {type(value).__name__}, not text")
         return value
 
     def set(self, name: str, value: str) -> None:
-        b = self.backend
-        bounded(lambda: b.set_password(self.service, name, value))
+        self._call(lambda b: b.set_password(self.service, name, value))
 
     def delete(self, name: str) -> None:
-        b = self.backend
-        bounded(lambda: b.delete_password(self.service, name))
+        self._call(lambda b: b.delete_password(self.service, name))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -29,7 +30,7 @@ class Session:
         return self.email or self.subject
 
     def expires_within(self, seconds: float, now: float) -> bool:
-        return self.expires_at - now <= seconds
+        return not self.expires_at - now > seconds  # a NaN expiry counts as expired
 
     def with_tokens(
         self,
@@ -79,3 +80,70 @@ class Session:
             f"Session(issuer={self.issuer!r}, subject={self.subject!r}, "
             f"expires_at={self.expires_at!r}, flow={self.flow!r})"
         )
+
+
+def _finite_number(value: object) -> bool:
+    try:
+        return type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
+    except OverflowError:  # an int beyond float range
+        return False
+
+
+def binding(issuer: str, client_id: str) -> str:
+    """A short digest naming the issuer and client a token belongs to (not a secret)."""
+    import hashlib
+
+    pair = json.dumps([issuer, client_id], ensure_ascii=True)
+    return hashlib.sha256(pair.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, repr=False)
+class HotRecord:
+    """The part of a session ``exls auth token`` needs, kept in the keyring's pointer entry.
+
+    With it, a still-valid token costs one keyring read instead of one per chunk. It names the
+    issuer and client by a digest (:func:`binding`) to leave room for long access tokens; when
+    the digest does not match the settings, callers load the full session (which says which
+    issuer it is for). Its repr never shows the token.
+    """
+
+    access_token: str
+    expires_at: float
+    binding: str
+
+    @classmethod
+    def of(cls, session: Session) -> HotRecord | None:
+        """None when the session cannot have one (an expiry that is not a finite number)."""
+        if not _finite_number(session.expires_at):
+            return None
+        return cls(
+            session.access_token, session.expires_at, binding(session.issuer, session.client_id)
+        )
+
+    def is_for(self, issuer: str, client_id: str) -> bool:
+        return self.binding == binding(issuer, client_id)
+
+    def expires_within(self, seconds: float, now: float) -> bool:
+        return not self.expires_at - now > seconds  # a NaN expiry counts as expired
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"at": self.access_token, "exp": self.expires_at, "for": self.binding}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HotRecord:
+        """ValueError when data is not a hot record."""
+        try:
+            record = cls(data["at"], data["exp"], data["for"])
+        except (TypeError, KeyError) as exc:
+            raise ValueError("not a hot record") from exc
+        if not (
+            isinstance(record.access_token, str)
+            and record.access_token
+            and _finite_number(record.expires_at)
+            and isinstance(record.binding, str)
+        ):
+            raise ValueError("not a hot record")
+        return record
+
+    def __repr__(self) -> str:
+        return f"HotRecord(expires_at={self.expires_at!r}, binding={self.binding!r})"

@@ -1,8 +1,10 @@
 """A valid access token, refreshed with the refresh token when it expires within 60 s.
 
 The hot path (token still valid) reads the keyring and nothing else: no discovery, no
-requests, no jwt. A refresh happens under the cross-process session lock, after re-reading
-the store, so concurrent processes refresh once and a rotated refresh token is never reused.
+requests, no jwt; and when the pointer entry carries the hot record (see
+:mod:`exls_core.session.store`), it reads that one entry only. A refresh happens under the
+cross-process session lock, after re-reading the store, so concurrent processes refresh once
+and a rotated refresh token is never reused.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from exls_core.errors import ExlsError
-from exls_core.session.model import DEFAULT_LIFETIME, Session
+from exls_core.session.model import DEFAULT_LIFETIME, HotRecord, Session
 from exls_core.session.store import SessionStore
 
 if TYPE_CHECKING:
@@ -71,7 +73,10 @@ def current_session(
     session = _load(store, settings)
     if not session.expires_within(REFRESH_MARGIN, clock()):
         return session
+    return _refresh_locked(settings, store, clock)
 
+
+def _refresh_locked(settings: Settings, store: SessionStore, clock: Clock) -> Session:
     from exls_core.session.locking import session_lock
 
     with session_lock():
@@ -81,12 +86,36 @@ def current_session(
         return _refresh(settings, store, session, clock)
 
 
-def get_access_token(settings: Settings | None = None) -> str:
+def get_access_token(
+    settings: Settings | None = None,
+    *,
+    store: SessionStore | None = None,
+    clock: Clock = time.time,
+) -> str:
     """A valid access token for the exalsius API; refreshes it when it expires within 60 s.
 
     Raises ExlsError (with a message for people) when not logged in or the session expired.
+    A valid token stored with its hot record costs one keyring read.
     """
-    return current_session(settings).access_token
+    if settings is None:
+        from exls_core.config import load_settings
+
+        settings = load_settings()
+    store = store or SessionStore()
+    found = store.load_hot()
+    if found is None:
+        raise NotLoggedIn()
+    if isinstance(found, HotRecord):
+        if not found.is_for(settings.issuer, settings.client_id):
+            # The full session names the issuer and client it is for, in the error.
+            return current_session(settings, store=store, clock=clock).access_token
+        if not found.expires_within(REFRESH_MARGIN, clock()):
+            return found.access_token
+    else:
+        check_matches(found, settings)
+        if not found.expires_within(REFRESH_MARGIN, clock()):
+            return found.access_token
+    return _refresh_locked(settings, store, clock).access_token
 
 
 def _refresh(settings: Settings, store: SessionStore, session: Session, clock: Clock) -> Session:

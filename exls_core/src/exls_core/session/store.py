@@ -4,13 +4,19 @@ Layout under the service ``exalsius_cli``:
 
 * ``session.a.0``, ``session.a.1``, ... and ``session.b.0``, ...: two slots, each holding the
   session JSON cut into chunks (see :mod:`exls_core.session.chunks`);
-* ``session``: the pointer, naming the slot in use with the chunks' count, length and SHA-256.
+* ``session``: the pointer, naming the slot in use with the chunks' count, length and SHA-256,
+  and, when it fits, the hot record: access token, expiry and a digest of issuer and client.
 
 A store writes the new chunks into the slot the pointer does not name, then rewrites the
 pointer (the single commit write), then empties the old slot. Crashing after any write leaves
 either the old pointer (old session intact) or the new one (new session complete). Slots are
 filled upwards and emptied downwards, so a slot always holds chunks 0..k: whatever an
 interrupted write left behind is found by probing and removed by the next store or logout.
+
+Readers: :meth:`SessionStore.load` reads the pointer and its chunks (and checks that the hot
+record matches them); :meth:`SessionStore.load_hot` is the ``exls auth token`` path and reads
+only the pointer when it carries a hot record. The hot record is written by the same single
+commit write as the rest of the pointer, so it always belongs to the committed session.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from exls_core.session.keyring_calls import (
     is_disabled,
     is_plaintext,
 )
-from exls_core.session.model import Session
+from exls_core.session.model import HotRecord, Session
 
 POINTER = "session"
 READ_ATTEMPTS = 3  # a reader racing a store retries when the pointer moved under it
@@ -49,6 +55,16 @@ def _stderr_warning(text: str) -> None:
 
 
 _warned_plaintext = False
+
+
+def _hot_record(pointer: chunks.Pointer) -> HotRecord | None:
+    """The pointer's hot record; None when it has none or one this exls cannot read."""
+    if pointer.hot is None:
+        return None
+    try:
+        return HotRecord.from_dict(pointer.hot)
+    except ValueError:
+        return None  # from another exls version: the chunks decide
 
 
 class SessionStore:
@@ -79,18 +95,43 @@ class SessionStore:
         except KeyringFailure as exc:
             raise StoreError(f"Failed to load token: {exc.cause}", hint=fix_hint()) from None
 
-    def _load(self) -> Session | None:
-        for _ in range(READ_ATTEMPTS):
+    def load_hot(self) -> HotRecord | Session | None:
+        """What ``exls auth token`` needs: the pointer's hot record (one keyring read) when
+        there is one, else the full session as :meth:`load` reads it; None when logged out."""
+        try:
             raw = self.keyring.get(POINTER)
             if raw is None:
                 return None
             try:
+                hot = _hot_record(chunks.Pointer.decode(raw))
+            except ValueError:
+                hot = None  # the full read tells a racing commit from corruption
+            return hot if hot is not None else self._load(raw)
+        except KeyringFailure as exc:
+            raise StoreError(f"Failed to load token: {exc.cause}", hint=fix_hint()) from None
+
+    def _load(self, raw: str | None = None) -> Session | None:
+        """raw: the pointer as just read, if the caller has it (saves reading it again)."""
+        for _ in range(READ_ATTEMPTS):
+            if raw is None:
+                raw = self.keyring.get(POINTER)
+                if raw is None:
+                    return None
+            try:
                 pointer = chunks.Pointer.decode(raw)
                 text = chunks.join(pointer, self._read_slot(pointer))
-                return Session.from_json(text)
+                session = Session.from_json(text)
+                hot = _hot_record(pointer)
+                if hot is not None and hot != HotRecord.of(session):
+                    raise chunks.ChunkError("the hot record does not match the session")
+                return session
             except ValueError:
-                if self.keyring.get(POINTER) == raw:
+                again = self.keyring.get(POINTER)
+                if again == raw:
                     break  # nobody committed meanwhile: this is what is stored
+                if again is None:
+                    return None  # logged out meanwhile
+                raw = again
         raise CorruptedSession(
             "Failed to load token: stored session is corrupted", hint=CORRUPTED_HINT
         )
@@ -136,7 +177,15 @@ class SessionStore:
         self._empty_slot(target)  # leftovers of an interrupted store or logout
         for index, piece in enumerate(pieces):
             self.keyring.set(chunks.chunk_name(target, index), piece)
-        self.keyring.set(POINTER, chunks.make_pointer(target, text, pieces).encode())
+        hot = HotRecord.of(session)
+        pointer = chunks.make_pointer(target, text, pieces, hot.to_dict() if hot else None)
+        try:
+            self.keyring.set(POINTER, pointer.encode())
+        except KeyringFailure:
+            if pointer.hot is None:
+                raise
+            # A backend with a smaller entry limit than Windows': commit without the hot record.
+            self.keyring.set(POINTER, pointer.without_hot().encode())
         with contextlib.suppress(KeyringFailure):  # committed: a later write cleans up
             self._empty_slot(chunks.other_slot(target))
 
