@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
 from exls_core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 DEFAULT_ISSUER = "https://exalsius.eu.auth0.com/"
 DEFAULT_CLIENT_ID = "kSbRc9MOnuMKMVLzhZYBo3xkTtk2KK7B"
@@ -69,6 +70,8 @@ def _optional_text(value: Any) -> str | None:
 
 
 def _https_url(value: Any, *, what: str = "an https URL") -> str:
+    from urllib.parse import urlsplit
+
     url = _text(value)
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
@@ -80,6 +83,8 @@ def _https_url(value: Any, *, what: str = "an https URL") -> str:
 
 
 def _issuer(value: Any) -> str:
+    from urllib.parse import urlsplit
+
     url = _https_url(value, what="an https issuer URL")
     if urlsplit(url).query or urlsplit(url).fragment:
         raise ValueError("an issuer URL without query or fragment")
@@ -173,14 +178,16 @@ def _sso_domains(value: Any, where: str) -> dict[str, SSODomain]:
 
 def read_file(path: Path) -> dict[str, Any]:
     """The ``[auth]`` table of a config file; {} when there is no file."""
-    import tomllib
-
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc}).") from None
+    import tomllib  # only when there is a file: most users have none
+
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc}); fix or remove the file.") from None
     auth = data.get("auth", {})

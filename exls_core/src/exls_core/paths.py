@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 APP = "exalsius"
 _XDG = {
@@ -19,12 +22,20 @@ _XDG = {
 }
 
 
-def _user_dir(kind: str) -> Path:
+def user_dir(kind: str) -> str:
+    """The user's ``config``, ``cache`` or ``state`` directory for exls, as a string.
+
+    Strings, not Path: the plugin index needs this on the start-up path, without pathlib.
+    """
     if sys.platform not in ("darwin", "win32"):
         variable, fallback = _XDG[kind]
         base = os.environ.get(variable, "").strip()
-        root = Path(base) if base and os.path.isabs(base) else Path.home() / fallback
-        return root / APP
+        root = (
+            base
+            if base and os.path.isabs(base)
+            else os.path.join(os.path.expanduser("~"), fallback)
+        )
+        return os.path.join(root, APP)
     import platformdirs
 
     finder = {
@@ -32,11 +43,19 @@ def _user_dir(kind: str) -> Path:
         "cache": platformdirs.user_cache_dir,
         "state": platformdirs.user_state_dir,
     }[kind]
-    return Path(finder(APP, appauthor=False, roaming=True))
+    return finder(APP, appauthor=False, roaming=True)
+
+
+def _user_dir(kind: str) -> Path:
+    from pathlib import Path
+
+    return Path(user_dir(kind))
 
 
 def config_file() -> Path:
     """``exalsius/config.toml`` in the user config directory; EXLS_CONFIG_FILE overrides it."""
+    from pathlib import Path
+
     override = os.environ.get("EXLS_CONFIG_FILE")
     if override:
         return Path(override).expanduser()
@@ -55,6 +74,8 @@ def state_dir() -> Path:
 
 def lock_dir() -> Path:
     """Cross-process locks (token refresh): the private runtime directory where there is one."""
+    from pathlib import Path
+
     runtime = os.environ.get("XDG_RUNTIME_DIR", "").strip()
     if sys.platform not in ("darwin", "win32") and runtime and os.path.isdir(runtime):
         directory = Path(runtime) / APP

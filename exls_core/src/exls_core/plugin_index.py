@@ -9,13 +9,12 @@ always scans afresh. Only the standard library is imported here: this is on the 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
+import zlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 FLOW_GROUP = "exls.flows"
 ROUTING_GROUP = "exls.routing"
@@ -66,12 +65,13 @@ def _index_key() -> list[tuple[str, int]]:
     return key
 
 
-def _index_path() -> Path:
-    from exls_core.paths import cache_dir
+def _index_path() -> str:
+    from exls_core.paths import user_dir
 
     # One index per sys.path: environments that share a cache directory do not evict each other.
-    digest = hashlib.sha256(json.dumps(sys.path).encode()).hexdigest()[:16]
-    return cache_dir() / f"plugins-{digest}.json"
+    # (crc32, not a cryptographic hash: it only names a file whose content is checked anyway.)
+    digest = zlib.crc32(json.dumps(sys.path).encode())
+    return os.path.join(user_dir("cache"), f"plugins-{digest:08x}.json")
 
 
 def installed_entries(*, fresh: bool = False) -> list[PluginEntry]:
@@ -81,7 +81,8 @@ def installed_entries(*, fresh: bool = False) -> list[PluginEntry]:
     path = _index_path()
     if not fresh and os.environ.get("EXLS_PLUGIN_INDEX", "1") != "0":
         try:
-            cached = json.loads(path.read_text(encoding="utf-8"))
+            with open(path, encoding="utf-8") as file:
+                cached = json.load(file)
             if cached.get("version") == INDEX_VERSION and cached.get("key") == [
                 list(item) for item in key
             ]:
@@ -91,9 +92,10 @@ def installed_entries(*, fresh: bool = False) -> list[PluginEntry]:
     entries = _scan(groups)
     payload = {"version": INDEX_VERSION, "key": key, "entries": [asdict(e) for e in entries]}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(payload), encoding="utf-8")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as file:
+            json.dump(payload, file)
         os.replace(tmp, path)
     except OSError:
         pass  # a read-only cache directory only costs speed
@@ -102,3 +104,15 @@ def installed_entries(*, fresh: bool = False) -> list[PluginEntry]:
 
 def flow_entries(*, fresh: bool = False) -> list[PluginEntry]:
     return [e for e in installed_entries(fresh=fresh) if e.group == FLOW_GROUP]
+
+
+def require_installed(flow_id: str, installed_ids: Iterable[str]) -> None:
+    """Usage error (exit 2) for a flow that is not installed, before anything is asked."""
+    from exls_core.errors import UsageError
+
+    ids = sorted(installed_ids)
+    if flow_id != "auto" and flow_id not in ids:
+        raise UsageError(
+            f"flow '{flow_id}' is not installed; installed flows: {', '.join(ids) or 'none'}",
+            hint="Choose one with --auth-flow (or auto), or install the plugin that provides it.",
+        )

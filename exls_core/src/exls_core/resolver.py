@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from exls_core.errors import ExlsError, PluginError, UsageError
+from exls_core.errors import ExlsError, PluginError
 from exls_core.plugin import (
     FlowEnvironment,
     FlowFailed,
@@ -21,6 +21,7 @@ from exls_core.plugin import (
     FlowUnavailable,
     TokenResponse,
 )
+from exls_core.plugin_index import require_installed
 from exls_core.plugins import Flow, Registry
 
 AUTO = "auto"
@@ -73,13 +74,8 @@ def installed_list(registry: Registry) -> str:
 
 
 def check_requested(flow_id: str, installed_ids: list[str]) -> None:
-    """Usage error (exit 2) for a flow that is not installed, before anything is asked."""
-    if flow_id != AUTO and flow_id not in installed_ids:
-        installed = ", ".join(installed_ids) or "none"
-        raise UsageError(
-            f"flow '{flow_id}' is not installed; installed flows: {installed}",
-            hint="Choose one with --auth-flow (or auto), or install the plugin that provides it.",
-        )
+    """Usage error (exit 2) for a flow that is not installed (see plugin_index)."""
+    require_installed(flow_id, installed_ids)
 
 
 def choose(registry: Registry, requested: str, env: FlowEnvironment) -> list[Flow]:

@@ -37,14 +37,13 @@ def login(auth_flow: str | None, email: str | None, organization: str | None, no
     otherwise a device code you approve on another device.
     """
     from exls_core.config import load_settings
-    from exls_core.plugin_index import flow_entries
-    from exls_core.resolver import check_requested
+    from exls_core.plugin_index import flow_entries, require_installed
     from exls_core.ui import TerminalUI
 
     ui = TerminalUI()
     settings = load_settings()
     requested = auth_flow or settings.flow
-    check_requested(requested, sorted({e.name for e in flow_entries()}))
+    require_installed(requested, {e.name for e in flow_entries()})
 
     from exls_core.email import ask_email
 
