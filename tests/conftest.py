@@ -32,7 +32,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         report.skipped
         and not hasattr(report, "wasxfail")  # an expected failure is not a missing prerequisite
         and os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-        and not item.get_closest_marker("allow_skip_in_ci")
     ):
         # Never let CI pass by skipping: a missing prerequisite is a failure there.
         report.outcome = "failed"

@@ -39,11 +39,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "e2e: end-to-end test against the real provider, keyring and browser"
     )
-    # tests/conftest.py turns a skip under CI=true into a failure, and an xfail counts as a
-    # skip there; a strict xfail that documents a known product bug opts out with this.
-    config.addinivalue_line(
-        "markers", "allow_skip_in_ci: a skip or (strict) xfail that must not fail under CI=true"
-    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -52,7 +52,8 @@ def _uv() -> list[str]:
 def _env(**extra: str) -> dict[str, str]:
     # The test's private XDG directories (tests/conftest.py) carry over; the outer venv does not.
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-    env.update(PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring", **extra)
+    env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+    env.update(extra)
     return env
 
 
@@ -64,7 +65,16 @@ def venv_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     python = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
     projects = [ROOT / "exls_core", ROOT / "exls_flows_device", EXAMPLE]
     subprocess.run(
-        [*_uv(), "pip", "install", "-q", "--python", str(python), *map(str, projects)],
+        [
+            *_uv(),
+            "pip",
+            "install",
+            "-q",
+            "--no-sources",
+            "--python",
+            str(python),
+            *map(str, projects),
+        ],
         check=True,
         env=_env(),
         timeout=600,
@@ -80,7 +90,13 @@ def test_exls_login_announces_the_plugins_route_before_any_network(
         [str(exls), "login", "--email", "alice@corp.example", "--auth-flow", "device_code"],
         capture_output=True,
         text=True,
-        env=_env(EXLS_AUTH_ISSUER="http://127.0.0.1:9/"),  # closed: login stops at discovery
+        env=_env(
+            EXLS_AUTH_ISSUER="http://127.0.0.1:9/",  # closed: login stops at discovery
+            # A working keyring (login checks it before discovery): the tests' file keyring.
+            PYTHON_KEYRING_BACKEND="exls_test_filekeyring.FileKeyring",
+            PYTHONPATH=str(ROOT / "tests" / "session"),
+            EXLS_TEST_KEYRING_DIR=str(tmp_path / "keyring"),
+        ),
         cwd=tmp_path,
         stdin=subprocess.DEVNULL,
         timeout=120,

@@ -179,7 +179,9 @@ class TokenResponse:
         try:
             expires = float(expires_in) if expires_in is not None else None
         except (TypeError, ValueError):
-            raise FlowFailed("The identity provider sent an invalid expires_in.") from None
+            expires = -1.0
+        if expires is not None and not 0 <= expires < 10 * 365 * 86400:  # NaN fails this too
+            raise FlowFailed("The identity provider sent an invalid expires_in.")
 
         def text(name: str) -> str | None:
             value = body.get(name)

@@ -61,13 +61,14 @@ def _login(
     from exls_core.plugins import Flow, load_registry
     from exls_core.resolver import AUTO, choose, current_environment, run_flows
     from exls_core.routing import resolve_route
-    from exls_core.session import complete_login
+    from exls_core.session import SessionStore, complete_login
 
     # Everything that can be decided locally comes before the first network request.
     registry = load_registry(warn=ui.warning)
     flows = choose(registry, requested, current_environment())
     route = resolve_route(email, settings, registry, organization=organization, warn=ui.warning)
     ui.message(route.announcement)
+    SessionStore().check_usable()  # no point signing in when the tokens cannot be kept
     metadata = fetch_metadata(settings)
 
     def make_request(flow: Flow) -> FlowRequest:

@@ -62,11 +62,23 @@ def status(as_json: bool) -> None:
     import time
 
     from exls_core.config import load_settings
-    from exls_core.session import SessionStore
+    from exls_core.session import SessionStore, StoreError
 
     settings = load_settings()
     store = SessionStore()
-    session = store.load()
+    try:
+        session = store.load()
+    except StoreError as exc:
+        # Still an answer a script can read: not logged in, and why the keyring failed.
+        if as_json:
+            answer = {
+                "logged_in": False,
+                "keyring_backend": store.backend_name(),
+                "keyring_error": exc.message,
+            }
+            click.echo(json.dumps(answer, indent=2))
+            raise click.exceptions.Exit(1) from None
+        raise
     backend = store.backend_name()
     plaintext = store.is_plaintext()
     if session is None:

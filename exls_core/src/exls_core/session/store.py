@@ -147,6 +147,15 @@ class SessionStore:
 
     # --- store
 
+    def check_usable(self) -> None:
+        """Before a login: fail now, not after the user has signed in, when the keyring
+        cannot hold a session (no backend, disabled, locked, not answering)."""
+        try:
+            self._check_backend()
+            self.keyring.get(POINTER)
+        except KeyringFailure as exc:
+            raise StoreError(f"Failed to store token: {exc.cause}", hint=fix_hint()) from None
+
     def save(self, session: Session) -> None:
         """Replace the stored session. Callers hold the session lock (one writer at a time)."""
         try:
