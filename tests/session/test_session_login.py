@@ -104,3 +104,21 @@ def test_a_new_login_replaces_the_previous_session(
     login(settings, idp, response_for(idp.key.sign(claims_for(idp.issuer))))
     stored = SessionStore().load()
     assert stored is not None and stored.email == "alice@example.com"
+
+
+def test_prepare_caches_the_keys_so_the_login_itself_needs_no_fetch(
+    memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP
+) -> None:
+    from exls_core.session.login import prepare
+
+    prepare(idp.discovery(), http_timeout=5)
+    assert idp.jwks_hits == 1
+    login(settings, idp, response_for(idp.key.sign(claims_for(idp.issuer))))
+    assert idp.jwks_hits == 1
+
+
+def test_prepare_never_raises(idp: FakeIdP) -> None:
+    from exls_core.session.login import prepare
+
+    prepare({"jwks_uri": "http://127.0.0.1:9/jwks"}, http_timeout=1)
+    prepare({}, http_timeout=1)

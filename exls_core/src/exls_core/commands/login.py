@@ -52,6 +52,16 @@ def login(auth_flow: str | None, email: str | None, organization: str | None, no
     return None
 
 
+def _prepare_in_background(metadata: Any, http_timeout: float) -> None:
+    """Warm up validation while the user is busy in the browser or on the phone, so that
+    `Logged in as ...` follows the provider's answer at once."""
+    import threading
+
+    from exls_core.session.login import prepare
+
+    threading.Thread(target=prepare, args=(metadata, http_timeout), daemon=True).start()
+
+
 def _login(
     settings: Any, requested: str, email: str, organization: str | None, show_qr: bool, ui: Any
 ) -> None:
@@ -70,6 +80,7 @@ def _login(
     ui.message(route.announcement)
     SessionStore().check_usable()  # no point signing in when the tokens cannot be kept
     metadata = fetch_metadata(settings)
+    _prepare_in_background(metadata, settings.http_timeout)
 
     def make_request(flow: Flow) -> FlowRequest:
         return FlowRequest(

@@ -20,6 +20,19 @@ if TYPE_CHECKING:
     from exls_core.plugin import FlowRequest, TokenResponse
 
 
+def prepare(metadata: Mapping[str, Any], http_timeout: float) -> None:
+    """Do ahead what complete_login will need, while the user signs in: import the JWT and
+    crypto modules and the lock, and cache the issuer's keys. Best effort: complete_login
+    does all of it again if this did not finish or failed."""
+    import contextlib
+
+    with contextlib.suppress(Exception):
+        import filelock  # noqa: F401
+        import jwt.algorithms  # noqa: F401  (pulls in cryptography)
+
+        JwksCache(metadata["jwks_uri"], lambda uri: fetch_jwks(uri, http_timeout)).keys()
+
+
 def complete_login(
     settings: Settings,
     metadata: Mapping[str, Any],
