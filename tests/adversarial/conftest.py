@@ -1,0 +1,48 @@
+"""Fixtures of the adversarial suite: the lying provider, sandboxes and scenario batches."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+for _path in (HERE, HERE.parent / "session"):  # the shared file keyring lives in tests/session
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from adv_kit import Outcomes, Scheduler  # noqa: E402
+from count_cases import KINDS  # noqa: E402
+from lying_idp import LyingIdP  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"attack(kind): the kind of bad input or fault a test tries ({', '.join(KINDS)})"
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def scheduler(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Scheduler]:
+    """Every selected scenario of every module starts with the first adversarial test."""
+    running = Scheduler(tmp_path_factory.mktemp("scenarios"))
+    running.start_selected(request.session.items)
+    yield running
+    assert running.close() == [], "the lying provider itself failed"
+
+
+@pytest.fixture
+def idp(request: pytest.FixtureRequest, scheduler: Scheduler) -> LyingIdP:
+    """The module's lying provider (its scenarios run against it too)."""
+    provider: LyingIdP = scheduler.idp(request.module)
+    return provider
+
+
+@pytest.fixture
+def outcomes(request: pytest.FixtureRequest, scheduler: Scheduler) -> Outcomes[object]:
+    """The module's scenarios: ``outcomes[name]`` waits for that one's outcome."""
+    return Outcomes(scheduler, request.module.__name__)
