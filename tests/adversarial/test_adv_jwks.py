@@ -97,13 +97,6 @@ def scenarios(idp: LyingIdP, root: Path) -> Scenarios:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a login that fails fast exits while its background warm-up thread "
-    "(commands/login.py _prepare_in_background, a daemon thread) is still at work; at "
-    "interpreter shutdown that thread can abort the process (SIGABRT, exit -6, "
-    "'FATAL: exception not rethrown'; 4 in 250 fast failures)",
-)
 @pytest.mark.parametrize("name", ["fails-fast-while-keys-load"])
 def test_a_failed_login_leaves_no_thread_running_at_exit(
     name: str, outcomes: Outcomes[Exit]

@@ -105,11 +105,6 @@ def test_an_unknown_kid_is_rejected_after_one_refetch_and_the_session_kept(
     assert rotation.status[0] == 0  # the first login's session is still there
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a kid-less ID token signed with a rotated key fails against the cached JWKS "
-    "for up to a day; exls never refetches when kid is absent (validation.py)",
-)
 @pytest.mark.parametrize("name", ["rotation-without-kid"])
 def test_a_rotated_key_without_kid_is_accepted_after_one_refetch(
     name: str, outcomes: Outcomes[Rotation]

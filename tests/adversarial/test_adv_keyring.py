@@ -190,19 +190,17 @@ def test_status_json_answers_scripts_with_the_keyring_error(
 ) -> None:
     run = outcomes[name]
     assert run.result.rc == 1, run.result
-    assert json.loads(run.result.out) == {
+    answer = json.loads(run.result.out)
+    assert answer == {
         "logged_in": False,
-        "keyring_backend": json.loads(run.result.out)["keyring_backend"],
+        "keyring_backend": answer["keyring_backend"],
         "keyring_error": read_error(CASES[name][1]),
+        "keyring_hint": answer["keyring_hint"],
     }, run.result
+    assert answer["keyring_hint"], run.result  # the fix: start the keyring, or log in again
     assert previous_intact(run)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `exls auth status --json` with a failing keyring prints the error only inside "
-    "the JSON; the fix for people (the hint) is printed nowhere (commands/session_cmds.py)",
-)
 @pytest.mark.parametrize("name", ["locked-status-json"])
 def test_status_json_still_tells_people_the_fix(name: str, outcomes: Outcomes[Run]) -> None:
     run = outcomes[name]

@@ -144,11 +144,6 @@ def test_the_pkce_login_accepts_its_own_nonce(name: str, outcomes: Outcomes[Outc
     assert "You are signed in" in outcome.tenant.callback_replies[0][1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the browser page says 'You are signed in' before core has validated the "
-    "ID token; the terminal then says the login was rejected (exls_flows_pkce/flow.py)",
-)
 @pytest.mark.parametrize("name", THROUGH_CLI)
 def test_the_browser_is_not_told_it_signed_in_when_the_id_token_is_rejected(
     name: str, outcomes: Outcomes[Outcome]

@@ -224,11 +224,6 @@ def test_invalid_grant_spares_a_newer_login(name: str, outcomes: Outcomes[Refres
     assert rc == 0 and status is not None and status["email"] == NEWER_EMAIL
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the refresh follows a 307 from the token endpoint and re-posts the refresh "
-    "token to another host (exls_core/session/refresh.py: no allow_redirects=False)",
-)
 @pytest.mark.parametrize("name", ["307-to-another-host"])
 def test_a_redirect_does_not_carry_the_refresh_token_elsewhere(
     name: str, outcomes: Outcomes[Refresh], idp: LyingIdP

@@ -123,11 +123,6 @@ def test_logout_removes_everything_and_warns_once(name: str, outcomes: Outcomes[
         assert logout.result.elapsed > 4.5, logout.result  # it did wait for the 5 s cap
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: logout follows a 307 from the revocation endpoint and re-posts the refresh "
-    "token to another host (exls_core/session/revoke.py: no allow_redirects=False)",
-)
 @pytest.mark.parametrize("name", ["307-to-another-host"])
 def test_a_redirect_does_not_carry_the_refresh_token_elsewhere(
     name: str, outcomes: Outcomes[Logout], idp: LyingIdP

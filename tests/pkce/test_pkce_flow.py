@@ -345,3 +345,24 @@ def test_https_provider_with_a_test_ca(tmp_path: Any, monkeypatch: pytest.Monkey
         pytest.raises(FlowFailed, match="TLS verification failed"),
     ):  # the test CA is no longer trusted
         run(make_request(served), FakeBrowser(), served)
+
+
+def test_the_page_says_signed_in_only_after_core_accepted_the_tokens(
+    endpoint: TokenEndpoint,
+) -> None:
+    from exls_core.errors import ExlsError
+
+    checked: list[TokenResponse] = []
+
+    def refuse(response: TokenResponse) -> None:
+        checked.append(response)
+        raise ExlsError("ID token rejected: nonce mismatch")
+
+    browser = FakeBrowser()
+    with pytest.raises(ExlsError, match="nonce mismatch"):
+        run(make_request(endpoint, check_tokens=refuse), browser, endpoint)
+    browser.done.wait(5)
+    assert len(checked) == 1 and checked[0].nonce == "nonce-abc"
+    assert "Sign-in failed" in browser.replies[0].body
+    assert "nonce mismatch" in browser.replies[0].body
+    assert "You are signed in" not in browser.replies[0].body

@@ -18,7 +18,8 @@ MAX_BODY = 1024 * 1024  # identity provider answers are small; refuse to buffer 
 
 
 class TimeoutSession(requests.Session):
-    """A requests session that never waits forever: a default timeout on every call."""
+    """A requests session that never waits forever (a default timeout on every call) and
+    never follows redirects: a 307 would re-post refresh tokens or codes to another host."""
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         super().__init__()
@@ -27,6 +28,7 @@ class TimeoutSession(requests.Session):
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("timeout", self.default_timeout)
+        kwargs.setdefault("allow_redirects", False)
         return super().request(method, url, *args, **kwargs)
 
 

@@ -39,7 +39,7 @@ This module must stay cheap to import: it is loaded before any flow runs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -142,6 +142,11 @@ class FlowRequest:
     callback_ports: tuple[int, ...] = ()
     """Loopback ports a redirect-based flow may listen on, in order; 0 means any free port."""
     show_qr: bool = True
+    check_tokens: Callable[[TokenResponse], None] | None = None
+    """Core's validation of a token response (ID token signature, issuer, audience, nonce),
+    without storing anything; raises FlowFailed with the reason. Call it before telling the
+    user somewhere else (a browser page) that signing in worked. Optional: core validates
+    whatever ``exls_flow_run`` returns in any case."""
 
     def authorization_params(self) -> dict[str, str]:
         """The optional parameters every authorization-style request carries."""

@@ -110,7 +110,7 @@ def poll(
     while True:
         wait_until(min(next_poll, deadline))
         if clock() >= deadline:
-            hint = f"The last attempt to check failed: {problem}." if problem else None
+            hint = f"The last attempt to check failed: {problem.rstrip('.')}." if problem else None
             raise FlowFailed(EXPIRED, hint=hint)
         try:
             status, body = post()

@@ -33,7 +33,7 @@ def exchange_code(
     from requests_oauthlib import OAuth2Session
 
     from exls_core import __version__
-    from exls_core.http import describe_network_error
+    from exls_core.http import MAX_BODY, describe_network_error
 
     statuses: list[int] = []
 
@@ -41,9 +41,25 @@ def exchange_code(
         statuses.append(response.status_code)
         return response
 
+    class BoundedSession(OAuth2Session):  # type: ignore[misc]
+        """No redirects (a 307 would re-post the code and verifier elsewhere) and at most
+        MAX_BODY bytes read, as for every other exls request."""
+
+        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            kwargs.update(allow_redirects=False, stream=True)
+            response = super().request(method, url, *args, **kwargs)
+            body = bytearray()
+            for chunk in response.iter_content(chunk_size=65536):
+                body += chunk
+                if len(body) > MAX_BODY:
+                    response.close()
+                    raise FlowFailed("The identity provider's token response is too large.")
+            response._content = bytes(body)  # what requests would have read, within bounds
+            return response
+
     # No scope on the session: oauthlib would raise if the provider granted a different one;
     # core checks what it needs from the token response itself.
-    session = OAuth2Session(client_id=client_id, redirect_uri=redirect_uri)
+    session = BoundedSession(client_id=client_id, redirect_uri=redirect_uri)
     session.headers["User-Agent"] = f"exls/{__version__}"
     session.register_compliance_hook("access_token_response", remember_status)
     try:

@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Callable
 
+from exls_core.errors import ExlsError
 from exls_core.plugin import FlowFailed, FlowFallback, FlowRequest, TokenResponse
 from exls_flows_pkce import pages
 from exls_flows_pkce.browser import Launch, Opener, open_url
@@ -78,7 +79,9 @@ def run(
                 timeout=request.http_timeout,
             )
             response = TokenResponse.from_json(token, nonce=request.nonce)
-        except FlowFailed as exc:
+            if request.check_tokens is not None:
+                request.check_tokens(response)  # the page must not say "signed in" too early
+        except ExlsError as exc:  # FlowFailed, or core refusing the ID token
             listener.finish(pages.failure(exc.message))
             raise
         listener.finish(pages.success())

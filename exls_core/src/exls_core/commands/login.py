@@ -52,14 +52,17 @@ def login(auth_flow: str | None, email: str | None, organization: str | None, no
     return None
 
 
-def _prepare_in_background(metadata: Any, http_timeout: float) -> None:
-    """Warm up validation while the user is busy in the browser or on the phone, so that
-    `Logged in as ...` follows the provider's answer at once."""
+def _import_in_background() -> Any:
+    """Import what validation needs (PyJWT, cryptography) while the user is busy in the
+    browser or on the phone, so that `Logged in as ...` follows the provider's answer at
+    once. Returns the thread: it must end before the interpreter does (see _login)."""
     import threading
 
-    from exls_core.session.login import prepare
+    from exls_core.session.login import prepare_imports
 
-    threading.Thread(target=prepare, args=(metadata, http_timeout), daemon=True).start()
+    thread = threading.Thread(target=prepare_imports, name="exls-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def _login(
@@ -67,11 +70,12 @@ def _login(
 ) -> None:
     from exls_core.discovery import fetch_metadata
     from exls_core.email import remember_email
-    from exls_core.plugin import FlowRequest
+    from exls_core.plugin import FlowRequest, TokenResponse
     from exls_core.plugins import Flow, load_registry
     from exls_core.resolver import AUTO, choose, current_environment, run_flows
     from exls_core.routing import resolve_route
     from exls_core.session import SessionStore, complete_login
+    from exls_core.session.login import validate_response
 
     # Everything that can be decided locally comes before the first network request.
     registry = load_registry(warn=ui.warning)
@@ -80,7 +84,16 @@ def _login(
     ui.message(route.announcement)
     SessionStore().check_usable()  # no point signing in when the tokens cannot be kept
     metadata = fetch_metadata(settings)
-    _prepare_in_background(metadata, settings.http_timeout)
+    warm_up = _import_in_background()
+
+    def check_tokens(response: TokenResponse) -> None:
+        validate_response(
+            metadata,
+            response,
+            issuer=settings.issuer,
+            client_id=settings.client_id,
+            http_timeout=settings.http_timeout,
+        )
 
     def make_request(flow: Flow) -> FlowRequest:
         return FlowRequest(
@@ -97,11 +110,17 @@ def _login(
             flow_timeout=settings.pkce_timeout,
             callback_ports=settings.callback_ports,
             show_qr=show_qr,
+            check_tokens=check_tokens,
         )
 
-    flow, request, response = run_flows(
-        flows, make_request, ui.message, may_fall_back=requested == AUTO
-    )
+    try:
+        flow, request, response = run_flows(
+            flows, make_request, ui.message, may_fall_back=requested == AUTO
+        )
+    finally:
+        # An interpreter exiting while a daemon thread imports native modules can abort
+        # (seen as SIGABRT when a login failed fast): let the imports finish first.
+        warm_up.join(10)
     session = complete_login(settings, metadata, request, response, flow_id=flow.id)
     remember_email(email)
     ui.message(f"Logged in as {session.display_name}")

@@ -70,15 +70,19 @@ def status(as_json: bool) -> None:
         session = store.load()
     except StoreError as exc:
         # Still an answer a script can read: not logged in, and why the keyring failed.
-        if as_json:
-            answer = {
-                "logged_in": False,
-                "keyring_backend": store.backend_name(),
-                "keyring_error": exc.message,
-            }
-            click.echo(json.dumps(answer, indent=2))
-            raise click.exceptions.Exit(1) from None
-        raise
+        if not as_json:
+            raise
+        answer = {
+            "logged_in": False,
+            "keyring_backend": store.backend_name(),
+            "keyring_error": exc.message,
+            "keyring_hint": exc.hint,
+        }
+        click.echo(json.dumps(answer, indent=2))
+        click.echo(f"Error: {exc.message}", err=True)  # and for the person reading along
+        if exc.hint:
+            click.echo(exc.hint, err=True)
+        raise click.exceptions.Exit(1) from None
     backend = store.backend_name()
     plaintext = store.is_plaintext()
     if session is None:

@@ -20,17 +20,32 @@ if TYPE_CHECKING:
     from exls_core.plugin import FlowRequest, TokenResponse
 
 
-def prepare(metadata: Mapping[str, Any], http_timeout: float) -> None:
-    """Do ahead what complete_login will need, while the user signs in: import the JWT and
-    crypto modules and the lock, and cache the issuer's keys. Best effort: complete_login
-    does all of it again if this did not finish or failed."""
-    import contextlib
+def prepare_imports() -> None:
+    """Import what complete_login needs (PyJWT, cryptography, filelock) ahead of time."""
+    import filelock  # noqa: F401
+    import jwt.algorithms  # noqa: F401  (pulls in cryptography)
 
-    with contextlib.suppress(Exception):
-        import filelock  # noqa: F401
-        import jwt.algorithms  # noqa: F401  (pulls in cryptography)
 
-        JwksCache(metadata["jwks_uri"], lambda uri: fetch_jwks(uri, http_timeout)).keys()
+def validate_response(
+    metadata: Mapping[str, Any],
+    response: TokenResponse,
+    *,
+    issuer: str,
+    client_id: str,
+    http_timeout: float,
+    jwks: JwksCache | None = None,
+) -> dict[str, Any]:
+    """The ID token's verified claims; IdTokenRejected naming the failed check otherwise."""
+    if not response.id_token:
+        # openid is always requested: a provider that drops the ID token is misconfigured.
+        raise IdTokenRejected(
+            "the token response has none, although the openid scope was requested"
+        )
+    if jwks is None:
+        jwks = JwksCache(metadata["jwks_uri"], lambda uri: fetch_jwks(uri, http_timeout))
+    return validate_id_token(
+        response.id_token, issuer=issuer, client_id=client_id, jwks=jwks, nonce=response.nonce
+    )
 
 
 def complete_login(
@@ -45,21 +60,15 @@ def complete_login(
     clock: Any = time.time,
 ) -> Session:
     """Validate the ID token, then replace the stored session; nothing is stored on failure."""
-    if not response.id_token:
-        # openid is always requested: a provider that drops the ID token is misconfigured.
-        raise IdTokenRejected(
-            "the token response has none, although the openid scope was requested"
-        )
-    if jwks is None:
-        timeout = request.http_timeout
-        jwks = JwksCache(metadata["jwks_uri"], lambda uri: fetch_jwks(uri, timeout))
-    claims = validate_id_token(
-        response.id_token,
+    claims = validate_response(
+        metadata,
+        response,
         issuer=request.issuer,
         client_id=request.client_id,
+        http_timeout=request.http_timeout,
         jwks=jwks,
-        nonce=response.nonce,
     )
+    assert response.id_token is not None  # validate_response refuses a response without one
     now = clock()
     email = claims.get("email")
     session = Session(

@@ -85,10 +85,13 @@ class JwksCache:
         self._fetch = fetch
         self._path = path if path is not None else _default_cache_path(uri)
         self._clock = clock
+        self.from_cache = False  # whether the last keys() answer came from the disk cache
 
     def keys(self, *, fresh: bool = False) -> list[Any]:
         if not fresh and (cached := self._read()) is not None:
+            self.from_cache = True
             return cached
+        self.from_cache = False
         document = self._fetch(self.uri)
         keys = document.get("keys") if isinstance(document, dict) else None
         if not isinstance(keys, list):
@@ -159,6 +162,32 @@ def _rejection(exc: Exception) -> IdTokenRejected:
     return IdTokenRejected(f"invalid token ({type(exc).__name__})")
 
 
+def _decode(
+    id_token: str, keys: list[Any], *, audience: str, issuer: str, alg: str
+) -> dict[str, Any]:
+    """The claims if one of the keys verifies the token; without a kid any of them may."""
+    import jwt
+
+    if not keys:
+        raise jwt.InvalidSignatureError("no candidate key")
+    for index, key in enumerate(keys):
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                id_token,
+                key=key.key,  # kty and alg were matched already; works with PyJWT 2.8 too
+                algorithms=[alg],
+                audience=audience,
+                issuer=issuer,
+                leeway=LEEWAY,
+                options={"require": ["iss", "sub", "aud", "exp", "iat"]},
+            )
+            return claims
+        except jwt.InvalidSignatureError:
+            if index == len(keys) - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def validate_id_token(
     id_token: str, *, issuer: str, client_id: str, jwks: JwksCache, nonce: str | None
 ) -> dict[str, Any]:
@@ -184,26 +213,19 @@ def validate_id_token(
         keys = _candidates(jwks.keys(fresh=True), kid, alg)
     if not keys:
         raise IdTokenRejected(f"no {alg} key {str(kid)[:40]!r} in the issuer's JWKS")
-
-    claims: dict[str, Any] | None = None
-    for index, key in enumerate(keys):
-        try:
-            claims = jwt.decode(
-                id_token,
-                key=key.key,  # kty and alg were matched above; works with PyJWT 2.8 too
-                algorithms=[alg],
-                audience=client_id,
-                issuer=issuer,
-                leeway=LEEWAY,
-                options={"require": ["iss", "sub", "aud", "exp", "iat"]},
-            )
-            break
-        except jwt.InvalidSignatureError as exc:
-            if index == len(keys) - 1:  # without a kid, any of the issuer's keys may match
-                raise _rejection(exc) from None
-        except jwt.PyJWTError as exc:
+    checks = {"audience": client_id, "issuer": issuer, "alg": alg}
+    try:
+        claims = _decode(id_token, keys, **checks)
+    except jwt.InvalidSignatureError as exc:
+        if kid is not None or not jwks.from_cache:
             raise _rejection(exc) from None
-    assert claims is not None
+        # No kid to notice a rotation by: the cached keys may be old ones. Fetch once more.
+        try:
+            claims = _decode(id_token, _candidates(jwks.keys(fresh=True), kid, alg), **checks)
+        except jwt.PyJWTError as again:
+            raise _rejection(again) from None
+    except jwt.PyJWTError as exc:
+        raise _rejection(exc) from None
 
     audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
     azp = claims.get("azp")
