@@ -55,7 +55,11 @@ class Venv:
             XDG_CACHE_HOME=str(self.home / "cache"),
             XDG_STATE_HOME=str(self.home / "state"),
             XDG_RUNTIME_DIR=str(self.home / "runtime"),
-            PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
+            # A working keyring that needs no D-Bus: the tests' file-backed one (login checks
+            # the keyring before it runs a flow).
+            PYTHON_KEYRING_BACKEND="exls_test_filekeyring.FileKeyring",
+            PYTHONPATH=str(ROOT / "tests" / "session"),
+            EXLS_TEST_KEYRING_DIR=str(self.home / "keyring"),
         )
         env.update(extra)
         return env

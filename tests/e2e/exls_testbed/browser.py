@@ -342,6 +342,12 @@ class Browser:
                         time.sleep(0.05)  # still loading or an unknown page: look again
                 except (StaleElementReferenceException, TimeoutException):
                     continue  # the page changed under us; classify again
+                except WebDriverException as exc:
+                    # Chromium's flavour of a stale element, raised as an "unknown error"
+                    # when the document is replaced between finding a node and using it.
+                    if "does not belong to the document" not in str(exc):
+                        raise
+                    continue
             self._save_artifacts("browser-timeout")
             raise BrowserLoginError(
                 f"browser stuck at {driver.current_url!r} after {steps} ({timeout} s); "
