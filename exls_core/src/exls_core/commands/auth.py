@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from exls_core.cli import LAZY_HELP, LazyGroup
+from exls_core.cli_app import LazyGroup
 
 
 @click.group(
@@ -18,5 +18,3 @@ from exls_core.cli import LAZY_HELP, LazyGroup
 def auth() -> None:
     """Inspect the session and the installed login flows."""
 
-
-__all__ = ["LAZY_HELP", "auth"]
