@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from install_support import CORE, DEVICE, EXAMPLE, PKCE, PLUGINS
+from install_support import CORE, DEVICE, EXAMPLE, META, PKCE, PLUGINS
 
 pytestmark = pytest.mark.install
 
@@ -22,7 +22,8 @@ HEADLESS: dict[str, str] = {}
 
 
 def test_full_install_offers_both_flows_and_prefers_the_browser(make_venv) -> None:  # type: ignore[no-untyped-def]
-    venv = make_venv(CORE, PKCE, DEVICE)
+    venv = make_venv(META, CORE, PKCE, DEVICE)  # what `pip install exls` gives
+    assert list(venv.path.glob("lib/python*/site-packages/exls-0.1.0.dist-info"))
     version = venv.run("--version")
     assert version.returncode == 0
     assert "flow device_code: exls-flows-device 0.1.0" in version.stdout
