@@ -17,4 +17,3 @@ from exls_core.cli_app import LazyGroup
 )
 def auth() -> None:
     """Inspect the session and the installed login flows."""
-
