@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -78,14 +77,9 @@ def _read_cache(issuer: str) -> dict[str, Any] | None:
 
 
 def _write_cache(issuer: str, document: dict[str, Any]) -> None:
-    path = _cache_file(issuer)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"fetched_at": time.time(), "document": document}), "utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    from exls_core.paths import write_json_quietly
+
+    write_json_quietly(_cache_file(issuer), {"fetched_at": time.time(), "document": document})
 
 
 def fetch_metadata(settings: Settings, *, use_cache: bool = True) -> dict[str, Any]:

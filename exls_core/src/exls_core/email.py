@@ -9,7 +9,6 @@ state directory: it is not secret, and no token is ever written there.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import unicodedata
 from pathlib import Path
@@ -117,19 +116,12 @@ def last_email() -> str | None:
 
 def remember_email(email: str) -> None:
     """Keep the address as the next prompt's default; best effort, failures are ignored."""
-    try:
-        path = _state_path()
-        state = _read_state()
-        state["last_email"] = email
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        # Not secret, but personal: readable by the owner only.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(state, out)
-        os.replace(tmp, path)
-    except (OSError, TypeError, ValueError):
-        pass
+    from exls_core.paths import write_json_quietly
+
+    state = _read_state()
+    state["last_email"] = email
+    # Not secret, but personal: readable by the owner only.
+    write_json_quietly(_state_path(), state, private=True)
 
 
 # --- asking ------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ than the lookup itself. macOS and Windows ask platformdirs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -50,6 +51,26 @@ def _user_dir(kind: str) -> Path:
     from pathlib import Path
 
     return Path(user_dir(kind))
+
+
+def write_json_quietly(
+    path: str | os.PathLike[str], data: object, *, private: bool = False
+) -> None:
+    """Write a cache or state file atomically (temporary file, then rename); best effort:
+    a read-only or full disk only costs a refetch or a forgotten default, so errors are
+    ignored. ``private`` makes the file readable by its owner only."""
+    import json
+
+    tmp = f"{os.fspath(path)}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(os.fspath(path)), mode=0o700, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            json.dump(data, file)
+        os.replace(tmp, path)
+    except (OSError, TypeError, ValueError):
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
 
 
 def config_file() -> Path:

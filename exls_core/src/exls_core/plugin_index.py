@@ -16,6 +16,8 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
+from exls_core.paths import user_dir, write_json_quietly
+
 FLOW_GROUP = "exls.flows"
 ROUTING_GROUP = "exls.routing"
 INDEX_VERSION = 1
@@ -66,7 +68,6 @@ def _index_key() -> list[tuple[str, int]]:
 
 
 def _index_path() -> str:
-    from exls_core.paths import user_dir
 
     # One index per sys.path: environments that share a cache directory do not evict each other.
     # (crc32, not a cryptographic hash: it only names a file whose content is checked anyway.)
@@ -91,14 +92,7 @@ def installed_entries(*, fresh: bool = False) -> list[PluginEntry]:
             pass
     entries = _scan(groups)
     payload = {"version": INDEX_VERSION, "key": key, "entries": [asdict(e) for e in entries]}
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as file:
-            json.dump(payload, file)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only cache directory only costs speed
+    write_json_quietly(path, payload)  # a read-only cache directory only costs speed
     return entries
 
 

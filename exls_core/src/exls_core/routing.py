@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -38,6 +37,7 @@ from urllib.parse import urlsplit
 
 from exls_core.email import InvalidEmail, normalize_domain
 from exls_core.errors import ExlsError, UsageError
+from exls_core.paths import write_json_quietly
 from exls_core.plugin import SSORoute
 
 if TYPE_CHECKING:
@@ -247,13 +247,7 @@ def _read_cache(path: Path, url: str, domain: str, ttl: float, now: float) -> An
 def _write_cache(path: Path, url: str, domain: str, route: SSORoute | None, now: float) -> None:
     answer = {"name": route.name, "params": dict(route.params)} if route else {}
     entry = {"url": url, "domain": domain, "fetched_at": now, "answer": answer}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(entry), encoding="utf-8")
-        os.replace(tmp, path)
-    except (OSError, TypeError, ValueError):
-        pass  # a read-only cache only costs a request next time
+    write_json_quietly(path, entry)  # a read-only cache only costs a request next time
 
 
 def _fetch(url: str, domain: str, timeout: float) -> SSORoute | None:

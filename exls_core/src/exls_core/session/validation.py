@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -110,13 +109,10 @@ class JwksCache:
         return None
 
     def _write(self, document: Any) -> None:
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"uri": self.uri, "at": self._clock(), "jwks": document}))
-            os.replace(tmp, self._path)
-        except OSError:
-            pass  # a cache: without it we only fetch more often
+        from exls_core.paths import write_json_quietly
+
+        # A cache: without it we only fetch more often.
+        write_json_quietly(self._path, {"uri": self.uri, "at": self._clock(), "jwks": document})
 
 
 def _candidates(keys: list[Any], kid: str | None, alg: str) -> list[Any]:
