@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from exls_core.errors import ConfigError
@@ -229,7 +229,3 @@ def load_settings(environ: Mapping[str, str] | None = None, path: Path | None = 
         )
     values["source"] = str(path) if from_file else "defaults"
     return Settings(**values)
-
-
-def setting_names() -> list[str]:
-    return [f.name for f in fields(Settings) if f.name != "source"]

@@ -69,19 +69,10 @@ def rank(registry: Registry, env: FlowEnvironment) -> list[Ranked]:
     return ranked
 
 
-def installed_list(registry: Registry) -> str:
-    return ", ".join(registry.installed_ids) or "none"
-
-
-def check_requested(flow_id: str, installed_ids: list[str]) -> None:
-    """Usage error (exit 2) for a flow that is not installed (see plugin_index)."""
-    require_installed(flow_id, installed_ids)
-
-
 def choose(registry: Registry, requested: str, env: FlowEnvironment) -> list[Flow]:
     """The flows to try, in order: the explicit one alone, or the available ones for ``auto``."""
     if requested != AUTO:
-        check_requested(requested, registry.installed_ids)
+        require_installed(requested, registry.installed_ids)
         if requested in registry.broken:
             raise PluginError(
                 registry.broken[requested].warning.replace("skipping", "cannot use", 1)
