@@ -90,6 +90,6 @@ def test_shell_completion_offers_commands_and_installed_flows() -> None:
 
 
 def _installed_flow_ids() -> list[str]:
-    from exls_core.plugin_index import flow_entries
+    from exls_core.entry_points import flow_entries
 
     return [e.name for e in flow_entries(fresh=True)]

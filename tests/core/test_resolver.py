@@ -17,7 +17,7 @@ from exls_core.plugin import (
     TokenResponse,
     hookimpl,
 )
-from exls_core.plugins import load_registry
+from exls_core.registry import load_registry
 from exls_core.resolver import choose, rank, run_flows
 
 ENV = FlowEnvironment(

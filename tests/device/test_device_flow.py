@@ -385,7 +385,7 @@ def test_ctrl_c_cancels_at_once_and_returns_nothing(provider: Provider, clock: F
 
 def test_hooks_through_the_core_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     from exls_core.plugin import TokenResponse
-    from exls_core.plugins import PluginEntry, load_registry
+    from exls_core.registry import PluginEntry, load_registry
 
     entry = PluginEntry(
         "exls.flows", "device_code", "exls_flows_device.plugin", "exls-flows-device", "0.1.0"

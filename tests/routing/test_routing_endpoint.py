@@ -16,7 +16,7 @@ import pytest
 from exls_core.config import Settings, SSODomain
 from exls_core.paths import cache_dir
 from exls_core.plugin import SSORoute
-from exls_core.plugins import Registry, new_plugin_manager
+from exls_core.registry import Registry, new_plugin_manager
 from exls_core.routing import Route, RouteLookupError, query_endpoint, resolve_route
 
 ACME = {"name": "Acme Okta", "params": {"connection": "acme-okta"}}

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from exls_core.config import Settings, SSODomain
 from exls_core.plugin import FlowRequest, SSORoute, hookimpl
-from exls_core.plugins import Registry, new_plugin_manager
+from exls_core.registry import Registry, new_plugin_manager
 from exls_core.routing import ALLOWED_PARAMS, MAX_VALUE, RESERVED_PARAMS, resolve_route, vet_params
 
 SOURCE = "the test source"

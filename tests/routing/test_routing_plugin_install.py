@@ -21,7 +21,7 @@ RESOLVE = """
 import json, sys
 import exls_routing_example
 from exls_core.config import load_settings
-from exls_core.plugins import installed_entries, load_registry
+from exls_core.registry import installed_entries, load_registry
 from exls_core.routing import resolve_route
 
 warnings = []

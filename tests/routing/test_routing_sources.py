@@ -10,7 +10,7 @@ import pytest
 from exls_core.config import Settings, SSODomain, load_settings
 from exls_core.errors import EXIT_USAGE, PluginError, UsageError
 from exls_core.plugin import SSORoute, hookimpl
-from exls_core.plugins import Registry, new_plugin_manager
+from exls_core.registry import Registry, new_plugin_manager
 from exls_core.routing import Route, resolve_route
 
 CLOSED_URL = "http://127.0.0.1:9/routes"  # the discard port: nothing listens there

@@ -128,7 +128,7 @@ HEAVY = (
     "qrcode",
     "requests_oauthlib",
     "exls_core.plugin",
-    "exls_core.plugins",
+    "exls_core.registry",
     "exls_flows_pkce",
     "exls_flows_device",
 )

@@ -44,7 +44,7 @@ class LazyGroup(click.Group):
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    from exls_core.plugin_index import flow_entries
+    from exls_core.entry_points import flow_entries
 
     click.echo(f"exls {__version__}")
     entries = flow_entries()

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
-from exls_core import plugin_index
+from exls_core import entry_points
 from exls_core.errors import ExlsError
 
 if TYPE_CHECKING:
@@ -53,8 +53,8 @@ if TYPE_CHECKING:
 
 
 PROJECT = "exls"
-FLOW_GROUP = plugin_index.FLOW_GROUP  # the entry-point group of flow plugins
-ROUTING_GROUP = plugin_index.ROUTING_GROUP  # the entry-point group of routing plugins
+FLOW_GROUP = entry_points.FLOW_GROUP  # the entry-point group of flow plugins
+ROUTING_GROUP = entry_points.ROUTING_GROUP  # the entry-point group of routing plugins
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)

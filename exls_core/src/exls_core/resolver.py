@@ -21,8 +21,8 @@ from exls_core.plugin import (
     FlowUnavailable,
     TokenResponse,
 )
-from exls_core.plugin_index import require_installed
-from exls_core.plugins import Flow, Registry
+from exls_core.entry_points import require_installed
+from exls_core.registry import Flow, Registry
 
 AUTO = "auto"
 

@@ -111,7 +111,7 @@ class Route:
 
 
 class RoutingPlugins(Protocol):
-    """What routing needs of the plugin registry (exls_core.plugins.Registry)."""
+    """What routing needs of the plugin registry (exls_core.registry.Registry)."""
 
     def sso_route(self, email: str, domain: str) -> SSORoute | None: ...
 

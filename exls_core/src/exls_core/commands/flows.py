@@ -11,7 +11,7 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 def flows(as_json: bool) -> None:
     """List installed login flows, their availability and priority."""
-    from exls_core.plugins import installed_entries, load_registry
+    from exls_core.registry import installed_entries, load_registry
     from exls_core.resolver import current_environment, rank
     from exls_core.ui import TerminalUI
 

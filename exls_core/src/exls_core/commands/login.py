@@ -9,7 +9,7 @@ import click
 
 
 def _complete_flow_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
-    from exls_core.plugin_index import flow_entries
+    from exls_core.entry_points import flow_entries
 
     ids = ["auto", *sorted({e.name for e in flow_entries()})]
     return [i for i in ids if i.startswith(incomplete)]
@@ -37,7 +37,7 @@ def login(auth_flow: str | None, email: str | None, organization: str | None, no
     otherwise a device code you approve on another device.
     """
     from exls_core.config import load_settings
-    from exls_core.plugin_index import flow_entries, require_installed
+    from exls_core.entry_points import flow_entries, require_installed
     from exls_core.ui import TerminalUI
 
     ui = TerminalUI()
@@ -71,7 +71,7 @@ def _login(
     from exls_core.discovery import fetch_metadata
     from exls_core.email import remember_email
     from exls_core.plugin import FlowRequest, TokenResponse
-    from exls_core.plugins import Flow, load_registry
+    from exls_core.registry import Flow, load_registry
     from exls_core.resolver import AUTO, choose, current_environment, run_flows
     from exls_core.routing import resolve_route
     from exls_core.session import SessionStore, complete_login

@@ -1,4 +1,4 @@
-"""Loading and calling flow and routing plugins (finding them is :mod:`exls_core.plugin_index`).
+"""Loading and calling flow and routing plugins (finding them is :mod:`exls_core.entry_points`).
 
 Loading is tolerant, like httpie's: a plugin that fails to import or misbehaves is reported
 as broken and skipped with a one-line warning, unless EXLS_STRICT_PLUGINS=1.
@@ -15,7 +15,7 @@ import pluggy
 
 from exls_core import plugin as contract
 from exls_core.errors import PluginError
-from exls_core.plugin_index import PluginEntry, flow_entries, installed_entries
+from exls_core.entry_points import PluginEntry, flow_entries, installed_entries
 
 __all__ = ["PluginEntry", "Registry", "flow_entries", "installed_entries", "load_registry"]
 
