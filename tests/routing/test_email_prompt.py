@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from exls_core.email import ask_email, last_email, remember_email
 from exls_core.errors import EXIT_USAGE, UsageError
-from exls_core.paths import state_dir
+from exls_core.paths import user_dir
 from exls_core.ui import TerminalUI
 
 
@@ -30,7 +30,7 @@ def ask() -> None:
 
 def on_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     # CliRunner's stdin is a pipe; pretend it is a terminal to drive click.prompt with input.
-    monkeypatch.setattr("exls_core.email._is_terminal", lambda stream: True)
+    monkeypatch.setattr("exls_core.email.prompt._is_terminal", lambda stream: True)
 
 
 # --- --email ------------------------------------------------------------------------------------
@@ -172,7 +172,7 @@ def test_a_malformed_line_on_stdin_is_a_usage_error_not_a_prompt() -> None:
 
 
 def test_a_silent_pipe_says_what_it_waits_for(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("exls_core.email.STDIN_HINT_AFTER", 0.05)
+    monkeypatch.setattr("exls_core.email.prompt.STDIN_HINT_AFTER", 0.05)
     read_end, write_end = os.pipe()
     messages = io.StringIO()
     with os.fdopen(read_end, "r") as stdin:
@@ -241,7 +241,7 @@ def test_exls_login_with_a_malformed_address_exits_2(
 
 
 def test_remembered_address_round_trips_and_keeps_other_state() -> None:
-    path = state_dir() / "state.json"
+    path = Path(user_dir("state"), "state.json")
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"other": 1}), encoding="utf-8")
     remember_email("alice@acme.com")
@@ -255,7 +255,7 @@ def test_remembered_address_round_trips_and_keeps_other_state() -> None:
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
 def test_the_state_file_is_private() -> None:
     remember_email("alice@acme.com")
-    mode = stat.S_IMODE((state_dir() / "state.json").stat().st_mode)
+    mode = stat.S_IMODE((Path(user_dir("state"), "state.json")).stat().st_mode)
     assert mode == 0o600
 
 
@@ -263,7 +263,7 @@ def test_the_state_file_is_private() -> None:
     "content", ["not json", "[1]", '{"last_email": 5}', '{"last_email": "x\\u001b@a.co"}']
 )
 def test_a_damaged_state_file_means_no_default(content: str) -> None:
-    path = state_dir() / "state.json"
+    path = Path(user_dir("state"), "state.json")
     path.parent.mkdir(parents=True)
     path.write_text(content, encoding="utf-8")
     assert last_email() is None

@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from exls_core.config import Settings, SSODomain
-from exls_core.paths import cache_dir
+from exls_core.config import Settings
+from exls_core.paths import user_dir
 from exls_core.plugin import SSORoute
 from exls_core.registry import Registry, new_plugin_manager
 from exls_core.routing import Route, RouteLookupError, query_endpoint, resolve_route
@@ -188,7 +188,7 @@ def test_the_endpoint_timeout_is_at_most_five_seconds(
         seen.append(timeout)
         return None
 
-    monkeypatch.setattr("exls_core.routing._fetch", fake_fetch)
+    monkeypatch.setattr("exls_core.routing.endpoint._fetch", fake_fetch)
     resolve("alice@acme.com", Settings(sso_routes_url=server.url, http_timeout=30))
     resolve("alice@other.com", Settings(sso_routes_url=server.url, http_timeout=2))
     assert seen == [5.0, 2.0]
@@ -223,7 +223,7 @@ def test_endpoint_parameters_are_vetted_like_any_route(server: RoutesServer) -> 
 
 def test_the_table_answers_before_the_endpoint(server: RoutesServer) -> None:
     server.replies["acme.com"] = json_reply({"name": "Other", "params": {"connection": "x"}})
-    table = {"acme.com": SSODomain("Acme Okta", {"connection": "acme-okta"})}
+    table = {"acme.com": SSORoute("Acme Okta", {"connection": "acme-okta"})}
     route, _ = resolve("alice@acme.com", Settings(sso_routes_url=server.url, sso_domains=table))
     assert route.params == {"connection": "acme-okta"}
     assert server.requests == []
@@ -287,7 +287,7 @@ def test_cached_entries_live_in_the_cache_directory_and_damage_is_ignored(
     server.replies["acme.com"] = json_reply(ACME)
     settings = Settings(sso_routes_url=server.url)
     resolve("alice@acme.com", settings)
-    (entry,) = cache_dir().glob("sso-route-*.json")
+    (entry,) = Path(user_dir("cache")).glob("sso-route-*.json")
     assert json.loads(entry.read_text(encoding="utf-8"))["answer"] == ACME
     entry.write_text("{ damaged", encoding="utf-8")
     assert resolve("alice@acme.com", settings)[0].params == {"connection": "acme-okta"}
@@ -299,7 +299,7 @@ def test_cached_parameters_are_vetted_again(server: RoutesServer) -> None:
     server.replies["acme.com"] = json_reply(ACME)
     settings = Settings(sso_routes_url=server.url)
     resolve("alice@acme.com", settings)
-    (entry,) = cache_dir().glob("sso-route-*.json")
+    (entry,) = Path(user_dir("cache")).glob("sso-route-*.json")
     data = json.loads(entry.read_text(encoding="utf-8"))
     data["answer"]["params"]["client_id"] = "other-app"
     entry.write_text(json.dumps(data), encoding="utf-8")

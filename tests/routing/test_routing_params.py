@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exls_core.config import Settings, SSODomain
+from exls_core.config import Settings
 from exls_core.plugin import FlowRequest, SSORoute, hookimpl
 from exls_core.registry import Registry, new_plugin_manager
 from exls_core.routing import ALLOWED_PARAMS, MAX_VALUE, RESERVED_PARAMS, resolve_route, vet_params
@@ -171,6 +171,7 @@ def test_a_plugin_cannot_change_client_redirect_issuer_or_login_hint() -> None:
         scopes=settings.scopes,
         nonce="n",
         ui=None,  # type: ignore[arg-type]
+        http=None,  # type: ignore[arg-type]
         audience=settings.audience,
         email="alice@acme.com",
         extra_params=route.params,
@@ -183,7 +184,7 @@ def test_a_plugin_cannot_change_client_redirect_issuer_or_login_hint() -> None:
 
 
 def test_a_config_table_warning_names_the_file_and_domain() -> None:
-    table = {"acme.com": SSODomain("Acme", {"connection": "acme", "prompt": "none"})}
+    table = {"acme.com": SSORoute("Acme", {"connection": "acme", "prompt": "none"})}
     settings = Settings(sso_domains=table, source="/etc/exalsius/config.toml")
     warnings: list[str] = []
     route = resolve_route(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from exls_core.config import Settings, SSODomain, load_settings
+from exls_core.config import Settings, load_settings
 from exls_core.errors import EXIT_USAGE, PluginError, UsageError
 from exls_core.plugin import SSORoute, hookimpl
 from exls_core.registry import Registry, new_plugin_manager
@@ -50,7 +50,7 @@ def registry(*plugins: object, warnings: list[str] | None = None) -> Registry:
     return Registry(pm=pm, flows={}, broken={}, warn=sink.append)
 
 
-ACME_TABLE = {"acme.com": SSODomain(name="Acme Okta", params={"connection": "acme-okta"})}
+ACME_TABLE = {"acme.com": SSORoute(name="Acme Okta", params={"connection": "acme-okta"})}
 
 
 def resolve(
@@ -99,7 +99,7 @@ def test_the_config_table_matches_the_exact_domain_only() -> None:
 
 
 def test_an_international_domain_in_the_table_matches_its_punycode_form() -> None:
-    table = {"bücher.de": SSODomain(name="Bücher SSO", params={"kc_idp_hint": "buecher"})}
+    table = {"bücher.de": SSORoute(name="Bücher SSO", params={"kc_idp_hint": "buecher"})}
     route, _ = resolve("anna@xn--bcher-kva.de", Settings(sso_domains=table))
     assert route.params == {"kc_idp_hint": "buecher"}
     assert route.announcement == "Signing in with Bücher SSO (bücher.de)"
@@ -172,7 +172,7 @@ def test_organization_is_sent_without_a_route() -> None:
 
 
 def test_organization_is_added_to_a_route_and_beats_the_routes_own() -> None:
-    table = {"acme.com": SSODomain("Acme", {"connection": "acme", "organization": "org_route"})}
+    table = {"acme.com": SSORoute("Acme", {"connection": "acme", "organization": "org_route"})}
     route, _ = resolve("alice@acme.com", Settings(sso_domains=table), organization="org_cli")
     assert route.params == {"connection": "acme", "organization": "org_cli"}
     assert route.announcement == "Signing in with Acme (acme.com, organization org_cli)"

@@ -26,8 +26,14 @@ LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 
 
 @dataclass(frozen=True)
-class SSODomain:
-    """A row of ``[auth.sso_domains]``: ``"acme.com" = {name = ..., connection = ...}``."""
+class SSORoute:
+    """Where an email domain signs in: extra authorization parameters and a name for people.
+
+    What a routing plugin returns (:mod:`exls_core.plugin` exports it), what a row of
+    ``[auth.sso_domains]`` holds (``"acme.com" = {name = ..., connection = ...}``) and what
+    the routing endpoint answers. Defined here, not in the contract module, because settings
+    are read on paths that must not import pluggy.
+    """
 
     name: str
     params: Mapping[str, str]
@@ -46,7 +52,7 @@ class Settings:
     organization: str | None = None
     sso_routes_url: str | None = None
     sso_routes_ttl: float = 3600.0
-    sso_domains: Mapping[str, SSODomain] = field(default_factory=dict)
+    sso_domains: Mapping[str, SSORoute] = field(default_factory=dict)
     source: str = "defaults"  # the config file that was read, for messages
 
     @property
@@ -155,13 +161,24 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "sso_routes_ttl": _seconds,
 }
 FILE_ONLY = {"sso_domains"}
+# Read by flows through FlowRequest.settings (pkce's timeout, redirect ports), checked here
+# with everything else so that a bad value stops exls before anything is asked.
+FLOW_SETTINGS = ("callback_ports", "pkce_timeout")
 
 
 def env_var(name: str) -> str:
     return f"EXLS_AUTH_{name.upper()}"
 
 
-def _sso_domains(value: Any, where: str) -> dict[str, SSODomain]:
+def parse_value(parse: Callable[[Any], Any], raw: Any, where: str) -> Any:
+    """``parse(raw)``, or ConfigError naming ``where`` (a variable, or a file and key)."""
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: expected {exc}, got {str(raw)[:60]!r}.") from None
+
+
+def _sso_domains(value: Any, where: str) -> dict[str, SSORoute]:
     if not isinstance(value, dict):
         raise ConfigError(f'{where}: expected a table of domains, e.g. "acme.com" = {{ ... }}')
     table = {}
@@ -172,7 +189,7 @@ def _sso_domains(value: Any, where: str) -> dict[str, SSODomain]:
                 'e.g. { name = "Acme Okta", connection = "acme-okta" }'
             )
         params = {k: v for k, v in row.items() if k != "name"}
-        table[domain.strip().lower()] = SSODomain(name=row.get("name") or domain, params=params)
+        table[domain.strip().lower()] = SSORoute(name=row.get("name") or domain, params=params)
     return table
 
 
@@ -219,10 +236,7 @@ def load_settings(environ: Mapping[str, str] | None = None, path: Path | None = 
             raw, where = from_file[name], f"{path}: [auth] {name}"
         else:
             continue
-        try:
-            values[name] = parse(raw)
-        except ValueError as exc:
-            raise ConfigError(f"{where}: expected {exc}, got {str(raw)[:60]!r}.") from None
+        values[name] = parse_value(parse, raw, where)
     if "sso_domains" in from_file:
         values["sso_domains"] = _sso_domains(
             from_file["sso_domains"], f"{path}: [auth.sso_domains]"

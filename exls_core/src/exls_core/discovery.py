@@ -8,9 +8,6 @@ except on loopback hosts for local development. The validated document is cached
 
 from __future__ import annotations
 
-import hashlib
-import json
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -60,26 +57,26 @@ def validate(document: Any, issuer: str) -> dict[str, Any]:
     return document
 
 
-def _cache_file(issuer: str) -> Any:
-    from exls_core.paths import cache_dir
+def _cache_path(issuer: str) -> str:
+    from exls_core import cache
 
-    return cache_dir() / f"discovery-{hashlib.sha256(issuer.encode()).hexdigest()[:16]}.json"
+    return cache.entry_path("discovery", issuer)
 
 
 def _read_cache(issuer: str) -> dict[str, Any] | None:
+    from exls_core import cache
+
+    document = cache.load(_cache_path(issuer), issuer, ttl=CACHE_TTL)
     try:
-        cached = json.loads(_cache_file(issuer).read_text(encoding="utf-8"))
-        if time.time() - float(cached["fetched_at"]) < CACHE_TTL:
-            return validate(cached["document"], issuer)
-    except (OSError, ValueError, KeyError, TypeError, DiscoveryError):
-        pass
-    return None
+        return validate(document, issuer) if document is not None else None
+    except DiscoveryError:  # validated again: the rules may have changed since it was cached
+        return None
 
 
 def _write_cache(issuer: str, document: dict[str, Any]) -> None:
-    from exls_core.paths import write_json_quietly
+    from exls_core import cache
 
-    write_json_quietly(_cache_file(issuer), {"fetched_at": time.time(), "document": document})
+    cache.store(_cache_path(issuer), issuer, document)
 
 
 def fetch_metadata(settings: Settings, *, use_cache: bool = True) -> dict[str, Any]:
@@ -93,7 +90,10 @@ def fetch_metadata(settings: Settings, *, use_cache: bool = True) -> dict[str, A
     url = settings.discovery_url
     try:
         with new_session(settings.http_timeout) as http:
-            response = http.get(url, stream=True, headers={"Accept": "application/json"})
+            # A redirect is followed: the document's issuer must still match exactly.
+            response = http.get(
+                url, stream=True, headers={"Accept": "application/json"}, allow_redirects=True
+            )
             if response.status_code != 200:
                 raise DiscoveryError(
                     f"OpenID discovery failed: {url} answered HTTP {response.status_code}; "

@@ -9,18 +9,17 @@ always scans afresh. Only the standard library is imported here: this is on the 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 
-from exls_core.paths import user_dir, write_json_quietly
+from exls_core import cache
 
 FLOW_GROUP = "exls.flows"
 ROUTING_GROUP = "exls.routing"
 INDEX_VERSION = 1
+DISABLED_VARIABLE = "EXLS_DISABLED_PLUGINS"
 
 
 @dataclass(frozen=True)
@@ -67,32 +66,19 @@ def _index_key() -> list[tuple[str, int]]:
     return key
 
 
-def _index_path() -> str:
-
-    # One index per sys.path: environments that share a cache directory do not evict each other.
-    # (crc32, not a cryptographic hash: it only names a file whose content is checked anyway.)
-    digest = zlib.crc32(json.dumps(sys.path).encode())
-    return os.path.join(user_dir("cache"), f"plugins-{digest:08x}.json")
-
-
 def installed_entries(*, fresh: bool = False) -> list[PluginEntry]:
     """Every flow and routing entry point installed in this interpreter's environment."""
-    groups = (FLOW_GROUP, ROUTING_GROUP)
-    key = _index_key()
-    path = _index_path()
+    key = {"version": INDEX_VERSION, "mtimes": _index_key()}
+    # One index per sys.path: environments that share a cache directory do not evict each other.
+    path = cache.entry_path("plugins", sys.path)
     if not fresh and os.environ.get("EXLS_PLUGIN_INDEX", "1") != "0":
+        cached = cache.load(path, key, ttl=None)
         try:
-            with open(path, encoding="utf-8") as file:
-                cached = json.load(file)
-            if cached.get("version") == INDEX_VERSION and cached.get("key") == [
-                list(item) for item in key
-            ]:
-                return [PluginEntry(**item) for item in cached["entries"]]
-        except (OSError, ValueError, TypeError, KeyError):
+            return [PluginEntry(**item) for item in cached]
+        except TypeError:  # None (a miss), or not a list of entries
             pass
-    entries = _scan(groups)
-    payload = {"version": INDEX_VERSION, "key": key, "entries": [asdict(e) for e in entries]}
-    write_json_quietly(path, payload)  # a read-only cache directory only costs speed
+    entries = _scan((FLOW_GROUP, ROUTING_GROUP))
+    cache.store(path, key, [asdict(e) for e in entries])  # read-only: it only costs speed
     return entries
 
 
@@ -100,13 +86,48 @@ def flow_entries(*, fresh: bool = False) -> list[PluginEntry]:
     return [e for e in installed_entries(fresh=fresh) if e.group == FLOW_GROUP]
 
 
-def require_installed(flow_id: str, installed_ids: Iterable[str]) -> None:
-    """Usage error (exit 2) for a flow that is not installed, before anything is asked."""
+def disabled_names(environ: Mapping[str, str] | None = None) -> frozenset[str]:
+    """``EXLS_DISABLED_PLUGINS=name,...``: entry-point names or distribution names."""
+    value = (os.environ if environ is None else environ).get(DISABLED_VARIABLE, "")
+    return frozenset(name.strip() for name in value.split(",") if name.strip())
+
+
+def is_disabled(entry: PluginEntry, disabled: frozenset[str]) -> bool:
+    return entry.name in disabled or entry.distribution in disabled
+
+
+def require_installed(
+    flow_id: str, installed_ids: Iterable[str], disabled_ids: Iterable[str] = ()
+) -> None:
+    """Usage error (exit 2) for a flow that is not installed or is switched off, before
+    anything is asked."""
     from exls_core.errors import UsageError
 
-    ids = sorted(installed_ids)
-    if flow_id != "auto" and flow_id not in ids:
+    installed, disabled = set(installed_ids), set(disabled_ids)
+    ids = sorted(installed | disabled)
+    if flow_id == "auto":
+        return
+    if flow_id not in ids:
         raise UsageError(
             f"flow '{flow_id}' is not installed; installed flows: {', '.join(ids) or 'none'}",
             hint="Choose one with --auth-flow (or auto), or install the plugin that provides it.",
         )
+    if flow_id in disabled and flow_id not in installed:
+        raise UsageError(disabled_message(flow_id))
+
+
+def split_disabled(entries: Iterable[PluginEntry]) -> tuple[list[PluginEntry], list[PluginEntry]]:
+    """The entries to load, and those ``EXLS_DISABLED_PLUGINS`` switches off."""
+    disabled = disabled_names()
+    enabled: list[PluginEntry] = []
+    off: list[PluginEntry] = []
+    for entry in entries:
+        (off if is_disabled(entry, disabled) else enabled).append(entry)
+    return enabled, off
+
+
+def disabled_message(flow_id: str) -> str:
+    return (
+        f"flow '{flow_id}' is disabled by {DISABLED_VARIABLE}; "
+        "remove it from that variable to use it."
+    )

@@ -19,7 +19,8 @@ MAX_BODY = 1024 * 1024  # identity provider answers are small; refuse to buffer 
 
 class TimeoutSession(requests.Session):
     """A requests session that never waits forever (a default timeout on every call) and
-    never follows redirects: a 307 would re-post refresh tokens or codes to another host."""
+    follows no redirect unless a call asks with ``allow_redirects=True``: a 307 would re-post
+    refresh tokens or codes to another host. (requests' own ``get`` would follow them.)"""
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         super().__init__()
@@ -31,13 +32,17 @@ class TimeoutSession(requests.Session):
         kwargs.setdefault("allow_redirects", False)
         return super().request(method, url, *args, **kwargs)
 
+    def get(self, url: str | bytes, **kwargs: Any) -> Any:
+        kwargs.setdefault("allow_redirects", False)
+        return self.request("GET", url, **kwargs)
+
 
 def new_session(timeout: float = DEFAULT_TIMEOUT) -> TimeoutSession:
     return TimeoutSession(timeout)
 
 
-def read_json(response: requests.Response, what: str) -> Any:
-    """Decode a JSON body of at most MAX_BODY bytes, or raise a clear ExlsError.
+def read_body(response: requests.Response, what: str) -> bytes:
+    """The body, at most MAX_BODY bytes, or a clear ExlsError (closing the response).
 
     Works best with ``stream=True`` requests: the body is then read only up to the limit.
     """
@@ -48,7 +53,12 @@ def read_json(response: requests.Response, what: str) -> Any:
             response.close()
             raise ExlsError(f"The {what} answer is too large (over {MAX_BODY} bytes).")
         chunks.append(chunk)
-    body = b"".join(chunks)
+    return b"".join(chunks)
+
+
+def read_json(response: requests.Response, what: str) -> Any:
+    """Decode a JSON body of at most MAX_BODY bytes, or raise a clear ExlsError."""
+    body = read_body(response, what)
     try:
         import json
 

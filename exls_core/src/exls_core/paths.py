@@ -7,7 +7,6 @@ than the lookup itself. macOS and Windows ask platformdirs.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -26,7 +25,7 @@ _XDG = {
 def user_dir(kind: str) -> str:
     """The user's ``config``, ``cache`` or ``state`` directory for exls, as a string.
 
-    Strings, not Path: the plugin index needs this on the start-up path, without pathlib.
+    Strings, not Path: the entry-point index needs this on the start-up path, without pathlib.
     """
     if sys.platform not in ("darwin", "win32"):
         variable, fallback = _XDG[kind]
@@ -47,32 +46,6 @@ def user_dir(kind: str) -> str:
     return finder(APP, appauthor=False, roaming=True)
 
 
-def _user_dir(kind: str) -> Path:
-    from pathlib import Path
-
-    return Path(user_dir(kind))
-
-
-def write_json_quietly(
-    path: str | os.PathLike[str], data: object, *, private: bool = False
-) -> None:
-    """Write a cache or state file atomically (temporary file, then rename); best effort:
-    a read-only or full disk only costs a refetch or a forgotten default, so errors are
-    ignored. ``private`` makes the file readable by its owner only."""
-    import json
-
-    tmp = f"{os.fspath(path)}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(os.fspath(path)), mode=0o700, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            json.dump(data, file)
-        os.replace(tmp, path)
-    except (OSError, TypeError, ValueError):
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-
-
 def config_file() -> Path:
     """``exalsius/config.toml`` in the user config directory; EXLS_CONFIG_FILE overrides it."""
     from pathlib import Path
@@ -80,31 +53,29 @@ def config_file() -> Path:
     override = os.environ.get("EXLS_CONFIG_FILE")
     if override:
         return Path(override).expanduser()
-    return _user_dir("config") / "config.toml"
+    return Path(user_dir("config"), "config.toml")
 
 
-def cache_dir() -> Path:
-    """Discovery documents, the plugin index, SSO route answers: safe to delete at any time."""
-    return _user_dir("cache")
-
-
-def state_dir() -> Path:
-    """Small remembered preferences (the last email address used); never tokens."""
-    return _user_dir("state")
+def runtime_dir() -> str | None:
+    """``$XDG_RUNTIME_DIR/exalsius`` where there is a private runtime directory, else None."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "").strip()
+    if sys.platform not in ("darwin", "win32") and runtime and os.path.isdir(runtime):
+        return os.path.join(runtime, APP)
+    return None
 
 
 def lock_dir() -> Path:
-    """Cross-process locks (token refresh): the private runtime directory where there is one."""
+    """Cross-process locks (token refresh): the private runtime directory where there is one,
+    else ``locks`` in the cache directory; either is private (0700), see exls_core.cache."""
     from pathlib import Path
 
-    runtime = os.environ.get("XDG_RUNTIME_DIR", "").strip()
-    if sys.platform not in ("darwin", "win32") and runtime and os.path.isdir(runtime):
-        directory = Path(runtime) / APP
+    from exls_core.cache import private_dir
+
+    runtime = runtime_dir()
+    if runtime is not None:
         try:
-            directory.mkdir(mode=0o700, exist_ok=True)
-            return directory
+            return Path(private_dir(runtime))
         except OSError:
             pass
-    directory = cache_dir() / "locks"
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
+    private_dir(user_dir("cache"))
+    return Path(private_dir(os.path.join(user_dir("cache"), "locks")))

@@ -9,14 +9,13 @@ REQUESTS_CA_BUNDLE and proxy settings apply as everywhere else.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
+import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from exls_core import cache
 from exls_core.errors import ExlsError
 
 ALLOWED_ALGORITHMS = (
@@ -50,7 +49,9 @@ def fetch_jwks(uri: str, timeout: float) -> Any:
 
     try:
         with new_session(timeout) as http:
-            response = http.get(uri, stream=True, headers={"Accept": "application/json"})
+            response = http.get(  # keys are public and checked by signature: redirects are fine
+                uri, stream=True, headers={"Accept": "application/json"}, allow_redirects=True
+            )
             if response.status_code != 200:
                 raise ExlsError(
                     f"Cannot fetch the identity provider's signing keys: "
@@ -64,12 +65,6 @@ def fetch_jwks(uri: str, timeout: float) -> Any:
         ) from None
 
 
-def _default_cache_path(uri: str) -> Path:
-    from exls_core.paths import cache_dir
-
-    return cache_dir() / f"jwks-{hashlib.sha256(uri.encode()).hexdigest()[:16]}.json"
-
-
 class JwksCache:
     """The issuer's public keys, cached on disk for a day (they are not secret)."""
 
@@ -77,12 +72,12 @@ class JwksCache:
         self,
         uri: str,
         fetch: Fetch,
-        path: Path | None = None,
+        path: str | os.PathLike[str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.uri = uri
         self._fetch = fetch
-        self._path = path if path is not None else _default_cache_path(uri)
+        self._path = path if path is not None else cache.entry_path("jwks", uri)
         self._clock = clock
         self.from_cache = False  # whether the last keys() answer came from the disk cache
 
@@ -99,20 +94,12 @@ class JwksCache:
         return keys
 
     def _read(self) -> list[Any] | None:
-        try:
-            cached = json.loads(self._path.read_text(encoding="utf-8"))
-            if cached["uri"] == self.uri and self._clock() - cached["at"] < JWKS_CACHE_TTL:
-                keys = cached["jwks"]["keys"]
-                return keys if isinstance(keys, list) else None
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-        return None
+        document = cache.load(self._path, self.uri, ttl=JWKS_CACHE_TTL, clock=self._clock)
+        keys = document.get("keys") if isinstance(document, dict) else None
+        return keys if isinstance(keys, list) else None
 
     def _write(self, document: Any) -> None:
-        from exls_core.paths import write_json_quietly
-
-        # A cache: without it we only fetch more often.
-        write_json_quietly(self._path, {"uri": self.uri, "at": self._clock(), "jwks": document})
+        cache.store(self._path, self.uri, document, clock=self._clock)  # without: more fetches
 
 
 def _candidates(keys: list[Any], kid: str | None, alg: str) -> list[Any]:
