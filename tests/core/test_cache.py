@@ -11,10 +11,10 @@ import json
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_kit import exls
 
 from exls_core import cache
 from exls_core.paths import lock_dir
@@ -28,17 +28,8 @@ EVIL = {
 }
 
 
-def exls(*args: str, cache_home: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXLS_")}
-    env["XDG_CACHE_HOME"] = str(cache_home)
-    return subprocess.run(
-        [sys.executable, "-m", "exls_core.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+def run_exls(*args: str, cache_home: Path) -> subprocess.CompletedProcess[str]:
+    return exls(*args, XDG_CACHE_HOME=str(cache_home))
 
 
 def mode(path: Path) -> int:
@@ -47,7 +38,7 @@ def mode(path: Path) -> int:
 
 def forged_index(cache_home: Path) -> tuple[Path, dict[str, object]]:
     """Run exls once so it writes its plugin index; return the file and a copy naming EVIL."""
-    assert exls("--version", cache_home=cache_home).returncode == 0
+    assert run_exls("--version", cache_home=cache_home).returncode == 0
     (index,) = (cache_home / "exalsius").glob("plugins-*.json")
     forged = json.loads(index.read_text(encoding="utf-8"))
     forged["answer"].append(EVIL)
@@ -68,7 +59,7 @@ def test_a_symlink_planted_at_the_plugin_index_is_not_followed(tmp_path: Path) -
     index.unlink()
     index.symlink_to(planted)
 
-    result = exls("--version", cache_home=tmp_path / "cache")
+    result = run_exls("--version", cache_home=tmp_path / "cache")
     assert result.returncode == 0
     assert "evil" not in result.stdout  # the forged index was not read
     assert json.loads(planted.read_text(encoding="utf-8")) == forged  # nor written through
@@ -80,7 +71,7 @@ def test_a_world_writable_cache_directory_is_made_private_and_emptied(tmp_path: 
     index.write_text(json.dumps(forged), encoding="utf-8")  # what another user could plant
     index.parent.chmod(0o777)
 
-    result = exls("--version", cache_home=tmp_path)
+    result = run_exls("--version", cache_home=tmp_path)
     assert result.returncode == 0
     assert "evil" not in result.stdout
     warnings = [line for line in result.stderr.splitlines() if line]
@@ -94,7 +85,7 @@ def test_a_world_writable_cache_directory_is_made_private_and_emptied(tmp_path: 
 def test_a_readable_cache_directory_is_made_private_silently(tmp_path: Path) -> None:
     index, _ = forged_index(tmp_path)
     index.parent.chmod(0o755)  # what an older exls left behind
-    result = exls("--version", cache_home=tmp_path)
+    result = run_exls("--version", cache_home=tmp_path)
     assert (result.returncode, result.stderr) == (0, "")
     assert mode(index.parent) == 0o700 and index.exists()  # nobody else could write: kept
 

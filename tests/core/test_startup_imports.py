@@ -31,7 +31,7 @@ HEAVY = (
 
 PROBE = """
 import json, sys
-from exls_core.cli import main
+from exls_core.cli_app import main
 try:
     main.main(args=sys.argv[1:], prog_name="exls", standalone_mode=False)
 except SystemExit:
@@ -84,6 +84,7 @@ TOKEN_HEAVY = (
     "exls_core.registry",
     "exls_core.entry_points",
     "exls_core.cli_app",
+    "exls_core.cache",
     "exls_core.discovery",
     "exls_core.http",
     "exls_core.session.validation",

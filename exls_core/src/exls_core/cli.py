@@ -1,5 +1,6 @@
 """The ``exls`` entry point. The commands are a click group (:mod:`exls_core.cli_app`), whose
-subcommands are imported only when they run (start-up matters).
+subcommands are imported only when they run (start-up matters). This module imports
+:mod:`exls_core.cli_app` (and click) only when a command needs it; nothing imports this one.
 
 ``exls auth token`` with nothing else on the command line is the hot path of every script
 (``curl -H "Authorization: Bearer $(exls auth token)"``): it skips click and calls the
@@ -13,33 +14,11 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 from exls_core.errors import EXIT_CANCELLED, ExlsError
 
-if TYPE_CHECKING:
-    from exls_core.cli_app import LazyGroup, main
-
-__all__ = ["LAZY_HELP", "LazyGroup", "main", "run"]
-
-LAZY_HELP = {
-    "login": "Log in and store your tokens in the system keyring.",
-    "logout": "Remove your stored tokens (and revoke them at the provider).",
-    "auth": "Inspect the session and the installed login flows.",
-    "status": "Show whether you are logged in, as whom, and until when.",
-    "token": "Print a valid access token on stdout (refreshing it if needed).",
-    "flows": "List installed login flows, their availability and priority.",
-}
 COMPLETE_VAR = "_EXLS_COMPLETE"  # click's shell completion: always the click path
-
-
-def __getattr__(name: str) -> object:
-    # main and LazyGroup live with click; importing them from here keeps working.
-    if name in ("main", "LazyGroup"):
-        from exls_core import cli_app
-
-        return getattr(cli_app, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def is_token_fast_path(argv: list[str]) -> bool:

@@ -6,18 +6,19 @@ point so that ``exls auth token``, the hot path of scripts, does not import clic
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import click
 
 from exls_core import __version__
-from exls_core.cli import LAZY_HELP
+from exls_core.commands import catalog
 
 
 class LazyGroup(click.Group):
-    """A group whose subcommands live in modules imported on first use."""
+    """A group whose subcommands live in modules imported on first use (see ``catalog``)."""
 
-    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, lazy: Mapping[str, catalog.Entry], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._lazy = lazy
 
@@ -28,14 +29,17 @@ class LazyGroup(click.Group):
         if cmd_name in self._lazy:
             from importlib import import_module
 
-            module_name, _, attr = self._lazy[cmd_name].partition(":")
+            module_name, _, attr = self._lazy[cmd_name].target.partition(":")
             command: click.Command = getattr(import_module(module_name), attr)
             return command
         return super().get_command(ctx, cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help without importing every command module.
-        rows = [(name, LAZY_HELP.get(name, "")) for name in self.list_commands(ctx)]
+        rows = [
+            (name, entry.short_help if (entry := self._lazy.get(name)) else "")
+            for name in self.list_commands(ctx)
+        ]
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
@@ -44,24 +48,22 @@ class LazyGroup(click.Group):
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    from exls_core.entry_points import flow_entries
+    from exls_core.entry_points import DISABLED_VARIABLE, disabled_names, flow_entries, is_disabled
 
     click.echo(f"exls {__version__}")
     entries = flow_entries()
     if not entries:
         click.echo("flow plugins: none installed")
+    disabled = disabled_names()
     for entry in sorted(entries, key=lambda e: e.name):
-        click.echo(f"flow {entry.name}: {entry.distribution} {entry.version}")
+        off = f" (disabled by {DISABLED_VARIABLE})" if is_disabled(entry, disabled) else ""
+        click.echo(f"flow {entry.name}: {entry.distribution} {entry.version}{off}")
     ctx.exit()
 
 
 @click.group(
     cls=LazyGroup,
-    lazy={
-        "login": "exls_core.commands.login:login",
-        "logout": "exls_core.commands.session_cmds:logout",
-        "auth": "exls_core.commands.auth:auth",
-    },
+    lazy=catalog.TOP,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.option(

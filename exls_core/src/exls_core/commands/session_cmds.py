@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import click
 
+from exls_core.commands.catalog import AUTH, TOP
 
-@click.command()
+
+@click.command(short_help=TOP["logout"].short_help)
 def logout() -> None:
     """Remove your stored tokens (and revoke them at the provider)."""
     from exls_core.config import load_settings
@@ -51,7 +53,7 @@ def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
-@click.command()
+@click.command(short_help=AUTH["status"].short_help)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 def status(as_json: bool) -> None:
     """Show whether you are logged in, as whom, and until when (exit 1 when not).
@@ -140,7 +142,7 @@ def status(as_json: bool) -> None:
         )
 
 
-@click.command()
+@click.command(short_help=AUTH["token"].short_help)
 def token() -> None:
     """Print a valid access token on stdout (refreshing it if needed).
 
