@@ -285,26 +285,30 @@ def test_a_hot_record_that_disagrees_with_the_chunks_is_corruption(
         store.load()
 
 
-def test_a_pointer_from_before_the_hot_record_still_loads(memory_keyring: MemoryKeyring) -> None:
-    # exls 0.1.0 wrote pointers without "hot" and "sum": they read as before (all chunks).
+def test_a_pointer_without_its_checksum_is_refused(memory_keyring: MemoryKeyring) -> None:
+    # No released exls wrote pointers without "sum": such a pointer is damaged, not old.
     session = realistic_session(900)
     text = session.to_json()
     pieces = chunks.split(text)
     for index, piece in enumerate(pieces):
         memory_keyring.entries[(SERVICE, chunks.chunk_name("a", index))] = piece
     old = chunks.make_pointer("a", text, pieces)
-    legacy = (
+    unsummed = (
         f'{{"format":1,"slot":"a","gen":"{old.generation}","chunks":{old.chunks},'
         f'"length":{old.length},"sha256":"{old.sha256}"}}'
     )
-    memory_keyring.entries[(SERVICE, POINTER)] = legacy
     store = SessionStore()
-    assert store.load() == session
-    reads = memory_keyring.reads
-    assert store.load_hot() == session
-    assert memory_keyring.reads - reads == 1 + len(pieces)
-    # A hot record without the checksum is not accepted.
-    data = json.loads(legacy)
+    memory_keyring.entries[(SERVICE, POINTER)] = unsummed[:-1] + chunks._sum_suffix(
+        chunks._pointer_sum(unsummed)
+    )
+    assert store.load() == session  # the control: the same pointer with its checksum loads
+    memory_keyring.entries[(SERVICE, POINTER)] = unsummed
+    with pytest.raises(CorruptedSession):
+        store.load()
+    with pytest.raises(CorruptedSession):
+        store.load_hot()
+    # Nor with a hot record.
+    data = json.loads(unsummed)
     record = HotRecord.of(session)
     assert record is not None
     data["hot"] = record.to_dict()

@@ -18,9 +18,8 @@ PLAIN_STATUS_EVERY = 30.0  # seconds between repeated status lines when not on a
 class TerminalUI:
     """Implements :class:`exls_core.plugin.UI` on stderr."""
 
-    def __init__(self, stream: IO[str] | None = None, *, quiet: bool = False) -> None:
+    def __init__(self, stream: IO[str] | None = None) -> None:
         self._stream = stream
-        self.quiet = quiet
 
     @property
     def stream(self) -> IO[str]:
@@ -34,14 +33,10 @@ class TerminalUI:
             return False
 
     def message(self, text: str) -> None:
-        if not self.quiet:
-            print(text, file=self.stream, flush=True)
+        print(text, file=self.stream, flush=True)
 
     def warning(self, text: str) -> None:
         print(f"Warning: {text}", file=self.stream, flush=True)
-
-    def error(self, text: str) -> None:
-        print(f"Error: {text}", file=self.stream, flush=True)
 
     def _console(self) -> Any:
         from rich.console import Console
@@ -56,7 +51,7 @@ class TerminalUI:
 
     @contextmanager
     def status(self, text: str) -> Iterator[Any]:
-        if self.is_terminal and not self.quiet:
+        if self.is_terminal:
             from rich.live import Live
             from rich.text import Text
 

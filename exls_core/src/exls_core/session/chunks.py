@@ -15,7 +15,7 @@ keyring read. The pointer is at most POINTER_MAX characters (2500 bytes as UTF-1
 should a backend refuse it) and ends with ``sum``, a checksum of its own text, so a damaged
 pointer is detected even when no chunk is read. Readers ignore a hot record they cannot read
 (the chunks decide), so changing what it means takes a new key, not a new shape under ``hot``.
-Older pointers (no ``sum``, no ``hot``) read as before; older readers ignore both keys.
+A pointer without ``sum`` is damaged (no released exls wrote one).
 """
 
 from __future__ import annotations
@@ -73,8 +73,6 @@ class Pointer:
                 sha256=data["sha256"],
                 hot=hot if isinstance(hot, dict) else None,  # else: not ours to read
             )
-            # Pointers written before the checksum existed have neither sum nor hot record.
-            summed = "sum" in data
             valid = (
                 data["format"] == POINTER_FORMAT
                 and pointer.slot in SLOTS
@@ -83,8 +81,7 @@ class Pointer:
                 and 1 <= pointer.chunks <= MAX_CHUNKS
                 and type(pointer.length) is int
                 and isinstance(pointer.sha256, str)
-                and (not summed or _sum_matches(raw, data["sum"]))
-                and (hot is None or summed)
+                and _sum_matches(raw, data["sum"])
             )
         except (ValueError, TypeError, KeyError, AttributeError):
             valid = False
