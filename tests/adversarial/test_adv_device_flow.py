@@ -19,6 +19,7 @@ import pytest
 from adv_kit import Outcome, Outcomes, Scenarios, assert_clean_rejection, leaks, login_scenario
 from lying_idp import CLIENT_ID, HTTP_500, Fault, LyingIdP, Tenant
 
+from exls_core.http import new_session
 from exls_core.plugin import FlowFailed, FlowRequest
 from exls_core.ui import TerminalUI
 from exls_flows_device import flow as device_flow
@@ -140,12 +141,15 @@ def run_device_flow(tenant: Tenant) -> tuple[Any, list[float], float]:
         scopes=("openid",),
         nonce="unused",
         ui=TerminalUI(io.StringIO()),
+        http=new_session(5.0),
         http_timeout=5.0,
     )
     try:
         outcome: Any = device_flow.run(request, clock=clock, sleep=clock.sleep)
     except FlowFailed as exc:
         outcome = exc
+    finally:
+        request.http.close()
     start = tenant.device_requests[0]
     return outcome, [t - start for t in tenant.polls], clock.now - start
 

@@ -58,6 +58,7 @@ def attempt(tenant: Tenant, box: Sandbox, claim: Any, *, present: bool = True) -
         scopes=("openid", "email"),
         nonce=SENT,
         ui=TerminalUI(),
+        http=None,  # type: ignore[arg-type]  (complete_login uses its own)
     )
     response = TokenResponse(access_token="AT-in-process", id_token=id_token, nonce=SENT)
     return complete_login(

@@ -68,6 +68,7 @@ def request_for(flow: Any) -> FlowRequest:
         scopes=("openid",),
         nonce=flow.id,
         ui=None,  # type: ignore[arg-type]
+        http=None,  # type: ignore[arg-type]
     )
 
 

@@ -111,6 +111,7 @@ def test_routing_parameters_cannot_replace_client_id_or_scope() -> None:
         scopes=("openid", "offline_access"),
         nonce="n",
         ui=FakeUI(),
+        http=None,  # type: ignore[arg-type]  (the form needs no HTTP)
         extra_params={"client_id": "evil", "scope": "admin", "connection": "acme"},
     )
     assert authorization.form(request) == {

@@ -15,7 +15,14 @@ from urllib.parse import parse_qsl
 import pytest
 from device_fakes import FakeClock, FakeUI, decode, parse_half_blocks, qr_lines
 
-from exls_core.plugin import PRIORITY_DEVICE_CODE, FlowEnvironment, FlowFailed, FlowRequest
+from exls_core.http import new_session
+from exls_core.plugin import (
+    PRIORITY_DEVICE_CODE,
+    FlowEnvironment,
+    FlowFailed,
+    FlowRequest,
+    FlowSettings,
+)
 from exls_flows_device import flow, poller
 
 DEVICE_CODE = "DC-SECRET-GmRhmhcxhwAzkoEqiMEg_DnyEysNkuNhszIySk9eS"
@@ -130,9 +137,11 @@ def make_request(metadata: dict[str, str], ui: FakeUI, **changes: Any) -> FlowRe
         "email": "jane.doe@acme.example",
         "extra_params": {"connection": "acme-okta", "organization": "org_123"},
         "http_timeout": 2.0,
-        "show_qr": False,
     }
+    show_qr = changes.pop("show_qr", False)
     fields.update(changes)
+    fields["http"] = new_session(fields["http_timeout"])
+    fields["settings"] = FlowSettings("device_code", {} if show_qr else {"qr": False})
     return FlowRequest(**fields)
 
 

@@ -18,7 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
-from exls_core.plugin import FlowRequest
+from exls_core.http import new_session
+from exls_core.plugin import FlowRequest, FlowSettings
 from exls_flows_pkce.pkce import challenge
 
 ISSUER = "https://idp.test"
@@ -263,8 +264,8 @@ def make_request(
         scopes=("openid", "profile", "email", "offline_access"),
         nonce="nonce-abc",
         ui=ui or FakeUI(),
-        flow_timeout=flow_timeout,
+        http=new_session(5.0),
+        settings=FlowSettings("pkce", {"pkce_timeout": flow_timeout, "callback_ports": ports}),
         http_timeout=5.0,
-        callback_ports=ports,
         **kwargs,
     )

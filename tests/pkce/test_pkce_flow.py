@@ -26,7 +26,8 @@ from pkce_fakes import (
 
 from exls_core.plugin import FlowFailed, FlowFallback, TokenResponse
 from exls_flows_pkce import flow
-from exls_flows_pkce.exchange import INSECURE_TRANSPORT
+
+INSECURE_TRANSPORT = "OAUTHLIB_INSECURE_TRANSPORT"  # what requests-oauthlib would need set
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ def request_for(idp: FakeIdP) -> FlowRequest:
         scopes=("openid", "profile", "email", "offline_access"),
         nonce=NONCE,
         ui=TerminalUI(),
+        http=None,  # type: ignore[arg-type]  (core fetches the keys with its own session)
     )
 
 

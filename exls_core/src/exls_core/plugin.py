@@ -29,7 +29,15 @@ and the value is a module (or object) carrying the hook implementations below::
 Core validates and stores what ``exls_flow_run`` returns (ID token signature, issuer,
 audience, nonce); a plugin never touches the keyring. A plugin that fails to import or
 raises anything but :class:`FlowUnavailable` from its priority hook is reported as broken
-and skipped; ``EXLS_STRICT_PLUGINS=1`` turns that into an error while you develop.
+and skipped; ``EXLS_STRICT_PLUGINS=1`` turns that into an error while you develop, and
+``EXLS_DISABLED_PLUGINS=name,...`` (flow ids, entry-point names or distribution names)
+switches plugins off without uninstalling them: they are not even imported.
+
+Everything a flow needs comes from here: the :class:`FlowRequest` carries core's HTTP
+session (``request.http``: timeouts, no redirects), the flow's settings
+(``request.settings``) and the terminal (``request.ui``); :func:`read_json`,
+:func:`describe_network_error` and :func:`plain_text` are the helpers core uses itself.
+A plugin imports nothing else from ``exls_core``.
 
 A *routing plugin* (entry-point group ``exls.routing``) maps an email address to the
 organization's SSO connection through :func:`exls_sso_route`.
@@ -46,11 +54,43 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pluggy
 
 from exls_core import entry_points
+from exls_core.config import LOOPBACK_HOSTS, SSORoute
 from exls_core.errors import ExlsError
+from exls_core.text import REDACTED, plain_text
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
+    import requests
+
+__all__ = [
+    "FLOW_GROUP",
+    "LOOPBACK_HOSTS",
+    "PRIORITY_DEVICE_CODE",
+    "PRIORITY_PKCE",
+    "PROJECT",
+    "REDACTED",
+    "ROUTING_GROUP",
+    "UI",
+    "ExlsError",
+    "FlowEnvironment",
+    "FlowFailed",
+    "FlowFallback",
+    "FlowRequest",
+    "FlowSettings",
+    "FlowSpec",
+    "FlowUnavailable",
+    "RoutingSpec",
+    "SSORoute",
+    "StatusLine",
+    "TokenResponse",
+    "describe_network_error",
+    "hookimpl",
+    "hookspec",
+    "plain_text",
+    "read_body",
+    "read_json",
+]
 
 PROJECT = "exls"
 FLOW_GROUP = entry_points.FLOW_GROUP  # the entry-point group of flow plugins
@@ -117,6 +157,52 @@ class StatusLine(Protocol):
         """Replace the status text (on a terminal in place, otherwise rate-limited lines)."""
 
 
+class FlowSettings:
+    """A flow's own settings. ``request.settings.get(name)`` answers, first match wins, from:
+
+    1. this login's command-line options (``--no-qr`` is ``qr=False``);
+    2. the settings core reads for flows, ``<flow id>_<name>`` before ``<name>``
+       (``get("timeout")`` in the ``pkce`` flow is ``pkce_timeout``): ``EXLS_AUTH_<NAME>``
+       beats ``[auth] <name>`` in config.toml, and core has checked them before the login
+       began (a bad value is a one-line error, exit 2);
+    3. for any other name, the environment variable ``EXLS_AUTH_<FLOW ID>_<NAME>``, then
+       ``EXLS_AUTH_<NAME>``, checked with ``parse`` (a ValueError saying what is expected
+       becomes the same kind of one-line error);
+    4. ``default``.
+    """
+
+    def __init__(
+        self,
+        flow_id: str = "",
+        values: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.flow_id = flow_id
+        self._values = dict(values or {})
+        self._environ = environ
+
+    def _names(self, name: str) -> list[str]:
+        return [f"{self.flow_id}_{name}", name] if self.flow_id else [name]
+
+    def get(
+        self, name: str, default: Any = None, *, parse: Callable[[str], Any] | None = None
+    ) -> Any:
+        names = self._names(name)
+        for key in names:
+            if key in self._values:
+                return self._values[key]
+        import os
+
+        from exls_core.config import env_var, parse_value
+
+        environ = os.environ if self._environ is None else self._environ
+        for key in names:
+            if (var := env_var(key)) in environ:
+                raw = environ[var]
+                return raw if parse is None else parse_value(parse, raw, var)
+        return default
+
+
 @dataclass(frozen=True)
 class FlowRequest:
     """Everything a flow needs to run. Built by core from config, discovery and the prompt."""
@@ -129,6 +215,13 @@ class FlowRequest:
     nonce: str
     """Send it where the flow supports it and report it back in ``TokenResponse.nonce``."""
     ui: UI
+    http: requests.Session
+    """Core's HTTP session: use it for every request. It has a User-Agent and a timeout on
+    every call, honours REQUESTS_CA_BUNDLE and HTTPS_PROXY, and follows no redirect (a 307
+    would re-post a code or refresh token to another host). Read answers with
+    :func:`read_json` (at most 1 MiB) and describe failures with
+    :func:`describe_network_error`. Core closes it after the login."""
+    settings: FlowSettings = field(default_factory=FlowSettings)
     audience: str | None = None
     email: str | None = None
     """Send as ``login_hint``."""
@@ -136,12 +229,7 @@ class FlowRequest:
     """Authorization parameters from SSO routing (``connection``, ``organization``...).
     Already vetted by core: add them to the authorization or device request as they are."""
     http_timeout: float = 10.0
-    """Seconds; pass as ``timeout=`` to every HTTP call."""
-    flow_timeout: float | None = None
-    """Seconds a flow waits for the user before giving up (PKCE: EXLS_AUTH_PKCE_TIMEOUT)."""
-    callback_ports: tuple[int, ...] = ()
-    """Loopback ports a redirect-based flow may listen on, in order; 0 means any free port."""
-    show_qr: bool = True
+    """Seconds; ``request.http`` applies it already. For waits of the flow's own."""
     check_tokens: Callable[[TokenResponse], None] | None = None
     """Core's validation of a token response (ID token signature, issuer, audience, nonce),
     without storing anything; raises FlowFailed with the reason. Call it before telling the
@@ -206,12 +294,27 @@ class TokenResponse:
         return f"TokenResponse(token_type={self.token_type!r}, expires_in={self.expires_in!r})"
 
 
-@dataclass(frozen=True)
-class SSORoute:
-    """Where an email domain signs in: extra authorization parameters and a name for people."""
+def read_body(response: requests.Response, what: str) -> bytes:
+    """The body of ``response`` (a ``stream=True`` request), at most 1 MiB, else ExlsError
+    saying ``The <what> answer is too large``."""
+    from exls_core import http
 
-    name: str
-    params: Mapping[str, str]
+    return http.read_body(response, what)
+
+
+def read_json(response: requests.Response, what: str) -> Any:
+    """The JSON body of ``response`` (a ``stream=True`` request), at most 1 MiB; ExlsError
+    when it is too large or not JSON (``The <what> did not answer with JSON (HTTP 502...)``)."""
+    from exls_core import http
+
+    return http.read_json(response, what)
+
+
+def describe_network_error(exc: requests.RequestException, url: str) -> str:
+    """A requests failure in words: ``<url> did not answer in time``, TLS, connection..."""
+    from exls_core import http
+
+    return http.describe_network_error(exc, url)
 
 
 class FlowSpec:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
 
 from exls_core import plugin as contract
+from exls_core.entry_points import PluginEntry, flow_entries, installed_entries, split_disabled
 from exls_core.errors import PluginError
-from exls_core.entry_points import PluginEntry, flow_entries, installed_entries
 
 __all__ = ["PluginEntry", "Registry", "flow_entries", "installed_entries", "load_registry"]
 
@@ -106,9 +106,12 @@ class Registry:
     flows: dict[str, Flow]
     broken: dict[str, BrokenPlugin]
     warn: Callable[[str], None]
+    disabled: dict[str, PluginEntry] = field(default_factory=dict)
+    """Flows switched off by EXLS_DISABLED_PLUGINS: installed, never imported."""
 
     @property
     def installed_ids(self) -> list[str]:
+        """Flows that are loaded or broken (not the disabled ones)."""
         return sorted(set(self.flows) | set(self.broken))
 
     def mark_broken(self, flow: Flow, error: str) -> None:
@@ -157,7 +160,8 @@ def load_registry(
     entries: list[PluginEntry] | None = None,
     extra_plugins: Mapping[str, Any] | None = None,
 ) -> Registry:
-    """Import every installed flow and routing plugin; broken ones are reported, not fatal.
+    """Import every installed flow and routing plugin; broken ones are reported, not fatal,
+    and those EXLS_DISABLED_PLUGINS names are not imported at all.
 
     ``extra_plugins`` registers in-process flows by id (tests and embedding applications).
     """
@@ -174,7 +178,8 @@ def load_registry(
             raise PluginError(item.warning.replace("skipping", "cannot load", 1))
         warn(item.warning)
 
-    all_entries = installed_entries() if entries is None else entries
+    all_entries, off = split_disabled(installed_entries() if entries is None else entries)
+    disabled = {e.name: e for e in off if e.group == contract.FLOW_GROUP}
     claims: dict[str, list[PluginEntry]] = {}
     for entry in all_entries:
         if entry.group == contract.FLOW_GROUP:
@@ -205,4 +210,4 @@ def load_registry(
         pm.register(obj, name=f"{contract.FLOW_GROUP}:{flow_id}")
         flows[flow_id] = Flow(entry, pm, obj)
 
-    return Registry(pm=pm, flows=flows, broken=broken, warn=warn)
+    return Registry(pm=pm, flows=flows, broken=broken, warn=warn, disabled=disabled)

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from exls_core.entry_points import require_installed
 from exls_core.errors import ExlsError, PluginError
 from exls_core.plugin import (
     FlowEnvironment,
@@ -21,7 +22,6 @@ from exls_core.plugin import (
     FlowUnavailable,
     TokenResponse,
 )
-from exls_core.entry_points import require_installed
 from exls_core.registry import Flow, Registry
 
 AUTO = "auto"
@@ -72,7 +72,7 @@ def rank(registry: Registry, env: FlowEnvironment) -> list[Ranked]:
 def choose(registry: Registry, requested: str, env: FlowEnvironment) -> list[Flow]:
     """The flows to try, in order: the explicit one alone, or the available ones for ``auto``."""
     if requested != AUTO:
-        require_installed(requested, registry.installed_ids)
+        require_installed(requested, registry.installed_ids, registry.disabled)
         if requested in registry.broken:
             raise PluginError(
                 registry.broken[requested].warning.replace("skipping", "cannot use", 1)

@@ -7,12 +7,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from exls_core.plugin import FlowFailed, FlowRequest
+from exls_core.plugin import ExlsError, FlowFailed, FlowRequest, plain_text
 from exls_flows_device.poller import parse_expires_in, parse_interval
-from exls_flows_device.text import clean
 
 if TYPE_CHECKING:
-    import requests
+    pass
 
 MAX_URL = 2000
 UNSUPPORTED = (
@@ -56,7 +55,11 @@ def form(request: FlowRequest) -> dict[str, str]:
 
 def _web_url(value: object) -> str | None:
     """``value`` if it is an http(s) URL that is safe to print as is, else None."""
-    if not isinstance(value, str) or len(value) > MAX_URL or clean(value, MAX_URL) != value:
+    if (
+        not isinstance(value, str)
+        or len(value) > MAX_URL
+        or plain_text(value, MAX_URL, drop_controls=True) != value
+    ):
         return None
     if " " in value:
         return None
@@ -71,7 +74,7 @@ def parse(body: object) -> DeviceCode:
     device_code = body.get("device_code")
     if not isinstance(device_code, str) or not device_code:
         raise FlowFailed("The identity provider's device authorization answer has no device_code.")
-    user_code = clean(body.get("user_code"), 64, redact=[device_code])
+    user_code = plain_text(body.get("user_code"), 64, redact=[device_code], drop_controls=True)
     if not user_code:
         raise FlowFailed("The identity provider's device authorization answer has no user_code.")
     # "verification_url" is what some providers (Google) send instead.
@@ -93,22 +96,19 @@ def parse(body: object) -> DeviceCode:
     )
 
 
-def request_code(session: requests.Session, request: FlowRequest) -> DeviceCode:
+def request_code(request: FlowRequest) -> DeviceCode:
     """POST the device authorization request and return the validated answer."""
     import requests
 
-    from exls_core.errors import ExlsError
-    from exls_core.http import describe_network_error, read_json
+    from exls_core.plugin import describe_network_error, read_json
 
     url = endpoint(request.metadata)
     try:
-        with session.post(
+        with request.http.post(
             url,
             data=form(request),
             headers={"Accept": "application/json"},
-            timeout=request.http_timeout,
-            allow_redirects=False,
-            stream=True,
+            stream=True,  # request.http: core's timeout, and no redirects
         ) as response:
             status = response.status_code
             body = read_json(response, "device authorization endpoint")
@@ -118,8 +118,8 @@ def request_code(session: requests.Session, request: FlowRequest) -> DeviceCode:
     except ExlsError as exc:  # not JSON, or too large
         raise FlowFailed(exc.message) from None
     if isinstance(body, dict) and "error" in body:
-        code = clean(body.get("error"), 60) or "unknown error"
-        description = clean(body.get("error_description"), 300)
+        code = plain_text(body.get("error"), 60, drop_controls=True) or "unknown error"
+        description = plain_text(body.get("error_description"), 300, drop_controls=True)
         detail = f"{description} ({code})" if description else code
         raise FlowFailed(f"The identity provider refused the device code request: {detail}")
     if not 200 <= status < 300:

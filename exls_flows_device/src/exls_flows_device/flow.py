@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from exls_core.plugin import FlowRequest, TokenResponse
 from exls_flows_device import authorization, display, poller
-
-if TYPE_CHECKING:
-    import requests
 
 
 def run(
@@ -19,35 +15,31 @@ def run(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,  # interruptible: Ctrl+C stops it at once
 ) -> TokenResponse:
-    from exls_core.http import new_session
-
     authorization.endpoint(request.metadata)  # fail before any network if unsupported
-    with new_session(request.http_timeout) as session:
-        code = authorization.request_code(session, request)
-        display.show_code(request.ui, code, show_qr=request.show_qr)
-        with request.ui.status(display.waiting_text(code.expires_in)) as line:
-            countdown = display.Countdown(line)
-            body = poller.poll(
-                token_poster(session, request, code),
-                interval=code.interval,
-                expires_in=code.expires_in,
-                clock=clock,
-                sleep=sleep,
-                on_tick=countdown.tick,
-                on_problem=countdown.problem,
-                redact=[code.device_code],
-            )
+    code = authorization.request_code(request)
+    display.show_code(request.ui, code, show_qr=request.settings.get("qr", True))  # --no-qr
+    with request.ui.status(display.waiting_text(code.expires_in)) as line:
+        countdown = display.Countdown(line)
+        body = poller.poll(
+            token_poster(request, code),
+            interval=code.interval,
+            expires_in=code.expires_in,
+            clock=clock,
+            sleep=sleep,
+            on_tick=countdown.tick,
+            on_problem=countdown.problem,
+            redact=[code.device_code],
+        )
     return TokenResponse.from_json(body, nonce=None)  # the device grant carries no nonce
 
 
 def token_poster(
-    session: requests.Session, request: FlowRequest, code: authorization.DeviceCode
+    request: FlowRequest, code: authorization.DeviceCode
 ) -> Callable[[], poller.Reply]:
     """One token request per call; network trouble and non-JSON answers become Transient."""
     import requests
 
-    from exls_core.errors import ExlsError
-    from exls_core.http import describe_network_error, read_json
+    from exls_core.plugin import ExlsError, describe_network_error, read_json
 
     url = request.metadata["token_endpoint"]
     data = {
@@ -58,13 +50,11 @@ def token_poster(
 
     def post() -> poller.Reply:
         try:
-            with session.post(
+            with request.http.post(
                 url,
                 data=data,
                 headers={"Accept": "application/json"},
-                timeout=request.http_timeout,
-                allow_redirects=False,  # never replay the device code to another address
-                stream=True,
+                stream=True,  # request.http follows no redirect: the code stays here
             ) as response:
                 if response.status_code >= 500:  # its body is often an HTML error page
                     raise poller.Transient(

@@ -13,8 +13,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from exls_core.plugin import FlowFailed
-from exls_flows_device.text import clean
+from exls_core.plugin import FlowFailed, plain_text
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
 
@@ -58,9 +57,10 @@ def parse_expires_in(value: object) -> float:
         or not math.isfinite(value)
         or value <= 0
     ):
+        shown = plain_text(repr(value), 40, drop_controls=True)
         raise FlowFailed(
             "The identity provider's device authorization answer has an invalid expires_in "
-            f"({clean(repr(value), 40)}); it must be a positive number of seconds."
+            f"({shown}); it must be a positive number of seconds."
         )
     return min(float(value), MAX_EXPIRES_IN)
 
@@ -71,8 +71,8 @@ def backoff(interval: float, failures: int) -> float:
 
 
 def _refusal(body: dict[str, Any], redact: Sequence[str]) -> FlowFailed:
-    code = clean(body.get("error"), 60, redact=redact) or "unknown error"
-    description = clean(body.get("error_description"), 300, redact=redact)
+    code = plain_text(body.get("error"), 60, redact=redact, drop_controls=True) or "unknown error"
+    description = plain_text(body.get("error_description"), 300, redact=redact, drop_controls=True)
     if description:
         return FlowFailed(f"Login failed: {description} ({code})")
     return FlowFailed(f"Login failed: the identity provider answered {code}.")

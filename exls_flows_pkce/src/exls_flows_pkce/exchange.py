@@ -1,91 +1,90 @@
-"""The code exchange (RFC 6749 4.1.3 with the PKCE verifier), through requests-oauthlib."""
+"""The code exchange (RFC 6749 4.1.3 with the PKCE verifier of RFC 7636 4.5).
+
+oauthlib, the protocol half of requests-oauthlib, builds the token request and reads the
+answer (RFC 6749 5.1 tokens, 5.2 errors). requests-oauthlib's ``OAuth2Session.fetch_token``
+is not used for the step itself, because it cannot serve it cleanly: it refuses a plain-http
+token endpoint unless ``OAUTHLIB_INSECURE_TRANSPORT`` is set for the whole process (exls
+allows http for a loopback token endpoint, for local providers, and nothing else), it logs
+request bodies (the code and verifier) and tokens at DEBUG, and it is a session of its own,
+without core's timeout, size limit and no-redirect rules. The request goes through
+``request.http`` instead, like every other exls request.
+"""
 
 from __future__ import annotations
 
-import logging
-import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from exls_core.config import LOOPBACK_HOSTS
-from exls_core.plugin import FlowFailed
+from exls_core.plugin import (
+    LOOPBACK_HOSTS,
+    REDACTED,
+    ExlsError,
+    FlowFailed,
+    describe_network_error,
+    read_body,
+)
 from exls_flows_pkce.messages import token_error
 
-INSECURE_TRANSPORT = "OAUTHLIB_INSECURE_TRANSPORT"
-# requests-oauthlib logs request bodies and tokens at DEBUG; they carry the code and verifier.
-_CHATTY_LOGGERS = ("requests_oauthlib.oauth2_session", "oauthlib")
+if TYPE_CHECKING:
+    import requests
 
 
 def exchange_code(
+    http: requests.Session,
     token_endpoint: str,
     *,
     client_id: str,
     code: str,
     verifier: str,
     redirect_uri: str,
-    timeout: float,
 ) -> dict[str, Any]:
     """Trade the authorization code for tokens; FlowFailed with the provider's reason."""
     import requests
-    from oauthlib.oauth2 import OAuth2Error
-    from requests_oauthlib import OAuth2Session
+    from oauthlib.oauth2 import OAuth2Error, WebApplicationClient
 
-    from exls_core import __version__
-    from exls_core.http import MAX_BODY, describe_network_error
-
-    statuses: list[int] = []
-
-    def remember_status(response: requests.Response) -> requests.Response:
-        statuses.append(response.status_code)
-        return response
-
-    class BoundedSession(OAuth2Session):  # type: ignore[misc]
-        """No redirects (a 307 would re-post the code and verifier elsewhere) and at most
-        MAX_BODY bytes read, as for every other exls request."""
-
-        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-            kwargs.update(allow_redirects=False, stream=True)
-            response = super().request(method, url, *args, **kwargs)
-            body = bytearray()
-            for chunk in response.iter_content(chunk_size=65536):
-                body += chunk
-                if len(body) > MAX_BODY:
-                    response.close()
-                    raise FlowFailed("The identity provider's token response is too large.")
-            response._content = bytes(body)  # what requests would have read, within bounds
-            return response
-
-    # No scope on the session: oauthlib would raise if the provider granted a different one;
-    # core checks what it needs from the token response itself.
-    session = BoundedSession(client_id=client_id, redirect_uri=redirect_uri)
-    session.headers["User-Agent"] = f"exls/{__version__}"
-    session.register_compliance_hook("access_token_response", remember_status)
+    parts = urlsplit(token_endpoint)
+    if parts.scheme != "https" and not (
+        parts.scheme == "http" and (parts.hostname or "").lower() in LOOPBACK_HOSTS
+    ):
+        raise FlowFailed(f"The token endpoint must use https: {token_endpoint[:100]}")
+    client = WebApplicationClient(client_id)
+    form = client.prepare_request_body(
+        code=code, redirect_uri=redirect_uri, code_verifier=verifier, include_client_id=True
+    )
     try:
-        with _loopback_http_allowed(token_endpoint), _silenced(_CHATTY_LOGGERS):
-            token = session.fetch_token(
-                token_endpoint,
-                code=code,
-                code_verifier=verifier,
-                include_client_id=True,
-                timeout=timeout,
-            )
-    except OAuth2Error as exc:
-        status = f" (HTTP {statuses[-1]})" if statuses else ""
-        if exc.error == "missing_token":
-            message = f"The identity provider's token endpoint sent no access token{status}."
-        else:
-            message = token_error(str(exc.error), exc.description)
-        raise FlowFailed(_redact(message, code, verifier)) from None
+        with http.post(
+            token_endpoint,
+            data=form,
+            headers={
+                "Accept": "application/json",
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+            stream=True,
+        ) as response:
+            status = response.status_code
+            body = read_body(response, "token endpoint").decode("utf-8", errors="replace")
     except requests.RequestException as exc:
         reason = describe_network_error(exc, token_endpoint)
         raise FlowFailed(f"The code exchange failed: {reason}.") from None
+    except ExlsError as exc:  # too large
+        raise FlowFailed(exc.message) from None
+    try:
+        # No scope passed: oauthlib would raise if the provider granted a different one;
+        # core checks what it needs from the token response itself.
+        token = client.parse_request_body_response(body)
+    except OAuth2Error as exc:
+        if exc.error == "missing_token":
+            message = (
+                f"The identity provider's token endpoint sent no access token (HTTP {status})."
+            )
+        else:
+            message = token_error(str(exc.error), exc.description)
+        raise FlowFailed(_redact(message, code, verifier)) from None
     except (ValueError, TypeError, AttributeError, KeyError):  # not a token response at all
-        status = f" (HTTP {statuses[-1]})" if statuses else ""
-        raise FlowFailed(f"The identity provider's token endpoint sent no token{status}.") from None
-    finally:
-        session.close()
+        raise FlowFailed(
+            f"The identity provider's token endpoint sent no token (HTTP {status})."
+        ) from None
     return _plain_dict(token)
 
 
@@ -98,43 +97,5 @@ def _plain_dict(token: Mapping[str, Any]) -> dict[str, Any]:
 
 def _redact(text: str, *secrets: str) -> str:
     for secret in secrets:
-        text = text.replace(secret, "[redacted]")
+        text = text.replace(secret, REDACTED)
     return text
-
-
-@contextmanager
-def _loopback_http_allowed(url: str) -> Iterator[None]:
-    """oauthlib refuses http; allow it for a loopback token endpoint only, for this call only."""
-    parts = urlsplit(url)
-    if parts.scheme == "https":
-        yield
-        return
-    if parts.scheme != "http" or (parts.hostname or "").lower() not in LOOPBACK_HOSTS:
-        raise FlowFailed(f"The token endpoint must use https: {url[:100]}")
-    previous = os.environ.get(INSECURE_TRANSPORT)
-    os.environ[INSECURE_TRANSPORT] = "1"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(INSECURE_TRANSPORT, None)
-        else:
-            os.environ[INSECURE_TRANSPORT] = previous
-
-
-class _DropAll(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return False
-
-
-@contextmanager
-def _silenced(names: tuple[str, ...]) -> Iterator[None]:
-    drop = _DropAll()
-    loggers = [logging.getLogger(name) for name in names]
-    for logger in loggers:
-        logger.addFilter(drop)
-    try:
-        yield
-    finally:
-        for logger in loggers:
-            logger.removeFilter(drop)

@@ -11,8 +11,7 @@ import math
 import time
 from collections.abc import Callable
 
-from exls_core.errors import ExlsError
-from exls_core.plugin import FlowFailed, FlowFallback, FlowRequest, TokenResponse
+from exls_core.plugin import ExlsError, FlowFailed, FlowFallback, FlowRequest, TokenResponse
 from exls_flows_pkce import pages
 from exls_flows_pkce.browser import Launch, Opener, open_url
 from exls_flows_pkce.exchange import exchange_code
@@ -46,7 +45,7 @@ def run(
         listener = CallbackListener(
             state=state,
             issuer=request.issuer,
-            ports=request.callback_ports or (0,),
+            ports=request.settings.get("callback_ports") or (0,),
             require_iss=metadata.get("authorization_response_iss_parameter_supported") is True,
             connection_timeout=connection_timeout,
             answer_timeout=request.http_timeout + 5.0,
@@ -71,12 +70,12 @@ def run(
         code = _wait_for_code(request, listener, url, opener, browser_grace, clock)
         try:
             token = exchange_code(
+                request.http,
                 token_endpoint,
                 client_id=request.client_id,
                 code=code,
                 verifier=verifier,
                 redirect_uri=listener.redirect_uri,
-                timeout=request.http_timeout,
             )
             response = TokenResponse.from_json(token, nonce=request.nonce)
             if request.check_tokens is not None:
@@ -97,7 +96,7 @@ def _wait_for_code(
     clock: Callable[[], float],
 ) -> str:
     """Open the browser and wait for the redirect; the code, or FlowFailed / FlowFallback."""
-    timeout = request.flow_timeout or DEFAULT_TIMEOUT
+    timeout = request.settings.get("timeout") or DEFAULT_TIMEOUT  # EXLS_AUTH_PKCE_TIMEOUT
     deadline = clock() + timeout
     launch = Launch(opener, url)
     launch.done.wait(browser_grace)

@@ -21,8 +21,9 @@ from http import HTTPStatus
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
+from exls_core.plugin import plain_text
 from exls_flows_pkce import pages
-from exls_flows_pkce.messages import authorization_error, plain
+from exls_flows_pkce.messages import authorization_error
 
 CALLBACK_PATH = "/callback"
 MAX_HEAD = 8 * 1024  # request line plus headers; a real redirect needs far less
@@ -236,7 +237,7 @@ class CallbackListener:
             )
         if iss != self._issuer:
             return (
-                f"The authorization response came from issuer {plain(iss, 100)!r}, not "
+                f"The authorization response came from issuer {plain_text(iss, 100)!r}, not "
                 f"{self._issuer!r} (mix-up defence, RFC 9207); refusing it."
             )
         return None

@@ -1,30 +1,23 @@
-"""Provider-supplied text, made safe to show: one line, no control characters, bounded."""
+"""The browser flow's messages for provider errors; their text goes through plain_text."""
 
 from __future__ import annotations
 
-import unicodedata
+from exls_core.plugin import plain_text
 
 _DENIED = "Login was denied in the browser."
 
 
-def plain(text: str, limit: int = 300) -> str:
-    """One line without control or format characters (no terminal escapes, no bidi tricks)."""
-    kept = "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in text)
-    line = " ".join(kept.split())
-    return line if len(line) <= limit else line[: limit - 3].rstrip() + "..."
-
-
 def _detail(error: str, description: str | None) -> str:
-    detail = plain(error, 80)
-    if description and plain(description):
-        detail += f": {plain(description)}"
+    detail = plain_text(error, 80)
+    if description and plain_text(description):
+        detail += f": {plain_text(description)}"
     return detail.rstrip(".")
 
 
 def authorization_error(error: str, description: str | None) -> str:
     """The message for an ``error`` in the browser's redirect (RFC 6749 4.1.2.1)."""
     if error == "access_denied":
-        reason = plain(description or "").rstrip(".")
+        reason = plain_text(description or "").rstrip(".")
         return f"Login was denied in the browser ({reason})." if reason else _DENIED
     return f"The identity provider could not log you in: {_detail(error, description)}."
 

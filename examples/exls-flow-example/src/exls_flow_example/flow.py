@@ -9,12 +9,16 @@ from __future__ import annotations
 import os
 
 from exls_core.plugin import (
+    ExlsError,
     FlowEnvironment,
     FlowFailed,
     FlowRequest,
     FlowUnavailable,
     TokenResponse,
+    describe_network_error,
     hookimpl,
+    plain_text,
+    read_json,
 )
 
 VARIABLE = "EXLS_EXAMPLE_REFRESH_TOKEN"
@@ -41,20 +45,29 @@ def exls_flow_run(request: FlowRequest) -> TokenResponse:
     if not refresh_token:
         raise FlowFailed(f"Set {VARIABLE} to the refresh token to import.")
     request.ui.message("Exchanging the imported refresh token...")
+    url = request.metadata["token_endpoint"]
     try:
-        answer = requests.post(
-            request.metadata["token_endpoint"],
+        # request.http, not requests.post: core's timeout, a bounded body, and no redirects
+        # (a 307 would re-post the refresh token to another host).
+        with request.http.post(
+            url,
             data={
                 "grant_type": "refresh_token",
                 "refresh_token": refresh_token,
                 "client_id": request.client_id,
             },
-            timeout=request.http_timeout,
-        )
-        body = answer.json()
-    except (requests.RequestException, ValueError) as exc:
-        raise FlowFailed(f"The token endpoint could not be used ({type(exc).__name__}).") from None
+            headers={"Accept": "application/json"},
+            stream=True,
+        ) as answer:
+            body = read_json(answer, "token endpoint")
+    except requests.RequestException as exc:
+        raise FlowFailed(
+            f"The token endpoint could not be used: {describe_network_error(exc, url)}."
+        ) from None
+    except ExlsError as exc:  # not JSON, or too large
+        raise FlowFailed(exc.message) from None
     if answer.status_code != 200:
-        error = body.get("error", "unknown_error") if isinstance(body, dict) else "unknown_error"
-        raise FlowFailed(f"The identity provider refused the imported token ({error}).")
+        error = body.get("error") if isinstance(body, dict) else None
+        shown = plain_text(error, 60) or "unknown_error"
+        raise FlowFailed(f"The identity provider refused the imported token ({shown}).")
     return TokenResponse.from_json(body)

@@ -6,11 +6,14 @@ import json
 
 import click
 
+from exls_core.commands.catalog import AUTH
 
-@click.command()
+
+@click.command(short_help=AUTH["flows"].short_help)
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 def flows(as_json: bool) -> None:
     """List installed login flows, their availability and priority."""
+    from exls_core.entry_points import DISABLED_VARIABLE
     from exls_core.registry import installed_entries, load_registry
     from exls_core.resolver import current_environment, rank
     from exls_core.ui import TerminalUI
@@ -45,6 +48,19 @@ def flows(as_json: bool) -> None:
             "auto": False,
         }
         for b in sorted(registry.broken.values(), key=lambda b: b.entry.name)
+    ]
+    rows += [
+        {
+            "id": entry.name,
+            "title": None,
+            "distribution": entry.distribution,
+            "version": entry.version,
+            "status": "disabled",
+            "priority": None,
+            "reason": f"switched off by {DISABLED_VARIABLE}",
+            "auto": False,
+        }
+        for entry in sorted(registry.disabled.values(), key=lambda e: e.name)
     ]
     if as_json:
         click.echo(json.dumps({"auto": pick, "flows": rows}, indent=2))

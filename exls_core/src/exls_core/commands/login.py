@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from exls_core.commands.catalog import TOP
+
 
 def _complete_flow_ids(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
     from exls_core.entry_points import flow_entries
@@ -15,7 +17,7 @@ def _complete_flow_ids(ctx: click.Context, param: click.Parameter, incomplete: s
     return [i for i in ids if i.startswith(incomplete)]
 
 
-@click.command()
+@click.command(short_help=TOP["login"].short_help)
 @click.option(
     "--auth-flow",
     "auth_flow",
@@ -37,13 +39,14 @@ def login(auth_flow: str | None, email: str | None, organization: str | None, no
     otherwise a device code you approve on another device.
     """
     from exls_core.config import load_settings
-    from exls_core.entry_points import flow_entries, require_installed
+    from exls_core.entry_points import flow_entries, require_installed, split_disabled
     from exls_core.ui import TerminalUI
 
     ui = TerminalUI()
     settings = load_settings()
     requested = auth_flow or settings.flow
-    require_installed(requested, {e.name for e in flow_entries()})
+    enabled, off = split_disabled(flow_entries())
+    require_installed(requested, {e.name for e in enabled}, {e.name for e in off})
 
     from exls_core.email import ask_email
 
@@ -68,9 +71,11 @@ def _import_in_background() -> Any:
 def _login(
     settings: Any, requested: str, email: str, organization: str | None, show_qr: bool, ui: Any
 ) -> None:
+    from exls_core.config import FLOW_SETTINGS
     from exls_core.discovery import fetch_metadata
     from exls_core.email import remember_email
-    from exls_core.plugin import FlowRequest, TokenResponse
+    from exls_core.http import new_session
+    from exls_core.plugin import FlowRequest, FlowSettings, TokenResponse
     from exls_core.registry import Flow, load_registry
     from exls_core.resolver import AUTO, choose, current_environment, run_flows
     from exls_core.routing import resolve_route
@@ -95,6 +100,10 @@ def _login(
             http_timeout=settings.http_timeout,
         )
 
+    flow_settings = {name: getattr(settings, name) for name in FLOW_SETTINGS}
+    options = {} if show_qr else {"qr": False}  # --no-qr
+    http = new_session(settings.http_timeout)
+
     def make_request(flow: Flow) -> FlowRequest:
         return FlowRequest(
             issuer=settings.issuer,
@@ -103,13 +112,12 @@ def _login(
             scopes=settings.scopes,
             nonce=secrets.token_urlsafe(32),
             ui=ui,
+            http=http,
+            settings=FlowSettings(flow.id, {**flow_settings, **options}),
             audience=settings.audience,
             email=email,
             extra_params=route.params,
             http_timeout=settings.http_timeout,
-            flow_timeout=settings.pkce_timeout,
-            callback_ports=settings.callback_ports,
-            show_qr=show_qr,
             check_tokens=check_tokens,
         )
 
@@ -118,6 +126,7 @@ def _login(
             flows, make_request, ui.message, may_fall_back=requested == AUTO
         )
     finally:
+        http.close()
         # An interpreter exiting while a daemon thread imports native modules can abort
         # (seen as SIGABRT when a login failed fast): let the imports finish first.
         warm_up.join(10)
