@@ -14,10 +14,10 @@ from typing import Any
 import pluggy
 
 from exls_core import plugin as contract
-from exls_core.entry_points import PluginEntry, flow_entries, installed_entries, split_disabled
+from exls_core.entry_points import PluginEntry, installed_entries, split_disabled
 from exls_core.errors import PluginError
 
-__all__ = ["PluginEntry", "Registry", "flow_entries", "installed_entries", "load_registry"]
+__all__ = ["PluginEntry", "Registry", "installed_entries", "load_registry"]
 
 
 @dataclass(frozen=True)
