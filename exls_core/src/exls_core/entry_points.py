@@ -3,8 +3,10 @@
 Entry points are found by scanning every installed distribution, which costs time that
 grows with the environment. The result is cached per ``sys.path`` and keyed by the
 modification times of its directories (installing or removing a distribution changes them),
-so ``exls --version`` and ``exls login`` read a small JSON file instead. ``exls auth flows``
-always scans afresh. Only the standard library is imported here: this is on the start-up path.
+so ``exls --version`` and ``exls login`` read a small JSON file instead (through
+:mod:`exls_core.cache`: the index decides what gets imported, so it is private and never read
+through a symlink). ``exls auth flows`` always scans afresh. ``EXLS_DISABLED_PLUGINS`` is read
+here too. Only the standard library is imported here: this is on the start-up path.
 """
 
 from __future__ import annotations
