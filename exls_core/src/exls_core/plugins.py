@@ -85,13 +85,12 @@ class Flow:
             raise PluginError(f"its availability check raised {_describe(exc)}") from exc
         if result is None:
             raise PluginError("it does not implement exls_flow_priority")
-        reason = None
+        reason: object = None
         if isinstance(result, contract.FlowAvailable):
-            result, reason = result.priority, result.reason
-            if reason is not None and not isinstance(reason, str):
-                raise PluginError(
-                    "exls_flow_priority returned a FlowAvailable whose reason is no str"
-                )
+            reason = result.reason
+            result = result.priority
+        if reason is not None and not isinstance(reason, str):
+            raise PluginError("exls_flow_priority returned a FlowAvailable whose reason is no str")
         if isinstance(result, bool) or not isinstance(result, (int, float)):
             raise PluginError(f"exls_flow_priority returned {type(result).__name__}, not a number")
         return contract.FlowAvailable(float(result), reason or None)
