@@ -262,7 +262,8 @@ def test_a_container_without_a_display(
     with pytest.raises(FlowUnavailable) as info:
         priority(env_of(tmp_path, environ), proc_version=lambda: "", exists=files.__contains__)
     assert str(info.value) == (
-        "No browser here (a container: DISPLAY and WAYLAND_DISPLAY unset, no BROWSER)"
+        "No browser here (a container without a display: DISPLAY and WAYLAND_DISPLAY unset, "
+        "no BROWSER)"
     )
     assert not is_container({}, exists=lambda path: False)
 

@@ -148,7 +148,7 @@ def priority(
                 f"{NO_BROWSER} (WSL without wslview or explorer.exe on PATH, and no display)"
             )
     if not display:
-        where = "a container" if is_container(environ, exists) else "no display"
+        where = "a container without a display" if is_container(environ, exists) else "no display"
         raise FlowUnavailable(
             f"{NO_BROWSER} ({where}: DISPLAY and WAYLAND_DISPLAY unset, no BROWSER)"
         )
