@@ -5,6 +5,7 @@ refused in one line while the prompt stays."""
 from __future__ import annotations
 
 import os
+import pty
 import signal
 import socket
 import threading
@@ -32,11 +33,16 @@ def endpoint() -> Iterator[TokenEndpoint]:
         yield served
 
 
-@pytest.fixture
-def pipe() -> Iterator[tuple[IO[str], IO[str]]]:
-    """(exls's stdin, the end someone writes to): a real pipe."""
-    read_fd, write_fd = os.pipe()
-    reader, writer = os.fdopen(read_fd, "r"), os.fdopen(write_fd, "w")
+@pytest.fixture(params=["pipe", "terminal"])
+def pipe(request: pytest.FixtureRequest) -> Iterator[tuple[IO[str], IO[str]]]:
+    """(exls's stdin, the end someone writes to): a real pipe, or a pseudo-terminal whose
+    master side plays the user typing (canonical mode: a line arrives on Enter)."""
+    if request.param == "terminal":
+        master, slave = pty.openpty()
+        reader, writer = os.fdopen(slave, "r"), os.fdopen(master, "w")
+    else:
+        read_fd, write_fd = os.pipe()
+        reader, writer = os.fdopen(read_fd, "r"), os.fdopen(write_fd, "w")
     yield reader, writer
     for end in (writer, reader):
         if not end.closed:
