@@ -9,6 +9,7 @@ import pytest
 
 from exls_core.errors import ExlsError, PluginError, UsageError
 from exls_core.plugin import (
+    FlowAvailable,
     FlowEnvironment,
     FlowFailed,
     FlowFallback,
@@ -74,15 +75,19 @@ def request_for(flow: Any) -> FlowRequest:
 
 def test_highest_priority_first_and_unavailable_dropped() -> None:
     reg = registry(a=FakeFlow(priority=10), b=FakeFlow(priority=90), c=FakeFlow(priority=None))
-    assert [f.id for f in choose(reg, "auto", ENV)] == ["b", "a"]
+    assert [f.id for f in choose(reg, "auto", ENV).flows] == ["b", "a"]
 
 
 def test_ties_are_broken_by_id_whatever_the_registration_order() -> None:
-    assert [f.id for f in choose(registry(zeta=FakeFlow(5), alpha=FakeFlow(5)), "auto", ENV)] == [
+    assert [
+        f.id for f in choose(registry(zeta=FakeFlow(5), alpha=FakeFlow(5)), "auto", ENV).flows
+    ] == [
         "alpha",
         "zeta",
     ]
-    assert [f.id for f in choose(registry(alpha=FakeFlow(5), zeta=FakeFlow(5)), "auto", ENV)] == [
+    assert [
+        f.id for f in choose(registry(alpha=FakeFlow(5), zeta=FakeFlow(5)), "auto", ENV).flows
+    ] == [
         "alpha",
         "zeta",
     ]
@@ -107,7 +112,7 @@ def test_nothing_available_explains_every_reason() -> None:
 
 def test_explicit_flow_runs_even_when_unavailable() -> None:
     reg = registry(a=FakeFlow(priority=None), b=FakeFlow(priority=1))
-    assert [f.id for f in choose(reg, "a", ENV)] == ["a"]
+    assert [f.id for f in choose(reg, "a", ENV).flows] == ["a"]
 
 
 def test_unknown_flow_is_a_usage_error_listing_installed_ones() -> None:
@@ -125,7 +130,7 @@ def test_fallback_chain_announces_each_step() -> None:
     reg = registry(pkce=first, card=second, device_code=third)
     notes: list[str] = []
     flow, _, response = run_flows(
-        choose(reg, "auto", ENV), request_for, notes.append, may_fall_back=True
+        choose(reg, "auto", ENV).flows, request_for, notes.append, may_fall_back=True
     )
     assert flow.id == "device_code"
     assert response.access_token == "at-device_code"
@@ -139,7 +144,7 @@ def test_fallback_chain_announces_each_step() -> None:
 def test_last_flow_falling_back_becomes_the_error() -> None:
     reg = registry(pkce=FakeFlow(90, outcome=FlowFallback("Browser authentication timed out.")))
     with pytest.raises(FlowFailed, match=r"Browser authentication timed out\."):
-        run_flows(choose(reg, "auto", ENV), request_for, lambda _: None, may_fall_back=True)
+        run_flows(choose(reg, "auto", ENV).flows, request_for, lambda _: None, may_fall_back=True)
 
 
 def test_explicit_flow_never_falls_back() -> None:
@@ -149,7 +154,7 @@ def test_explicit_flow_never_falls_back() -> None:
     )
     notes: list[str] = []
     with pytest.raises(FlowFailed):
-        run_flows(choose(reg, "pkce", ENV), request_for, notes.append, may_fall_back=False)
+        run_flows(choose(reg, "pkce", ENV).flows, request_for, notes.append, may_fall_back=False)
     assert notes == [] and later.calls == []
 
 
@@ -157,7 +162,7 @@ def test_plain_failure_does_not_fall_back() -> None:
     later = FakeFlow(10)
     reg = registry(a=FakeFlow(90, outcome=FlowFailed("Login was denied.")), b=later)
     with pytest.raises(FlowFailed, match=r"Login was denied\."):
-        run_flows(choose(reg, "auto", ENV), request_for, lambda _: None, may_fall_back=True)
+        run_flows(choose(reg, "auto", ENV).flows, request_for, lambda _: None, may_fall_back=True)
     assert later.calls == []
 
 
@@ -165,7 +170,7 @@ def test_ctrl_c_never_falls_back() -> None:
     later = FakeFlow(10)
     reg = registry(a=FakeFlow(90, outcome=KeyboardInterrupt()), b=later)
     with pytest.raises(KeyboardInterrupt):
-        run_flows(choose(reg, "auto", ENV), request_for, lambda _: None, may_fall_back=True)
+        run_flows(choose(reg, "auto", ENV).flows, request_for, lambda _: None, may_fall_back=True)
     assert later.calls == []
 
 
@@ -177,7 +182,7 @@ def test_each_attempt_gets_a_fresh_request() -> None:
         seen.append(flow.id)
         return request_for(flow)
 
-    run_flows(choose(reg, "auto", ENV), make, lambda _: None, may_fall_back=True)
+    run_flows(choose(reg, "auto", ENV).flows, make, lambda _: None, may_fall_back=True)
     assert seen == ["a", "b"]
 
 
@@ -196,7 +201,7 @@ class Chatty:
 @pytest.mark.parametrize("plugin", [Exploding(), Chatty(), object()])
 def test_a_flow_whose_check_misbehaves_is_marked_broken_not_fatal(plugin: Any) -> None:
     reg = registry(bad=plugin, good=FakeFlow(1))
-    assert [f.id for f in choose(reg, "auto", ENV)] == ["good"]
+    assert [f.id for f in choose(reg, "auto", ENV).flows] == ["good"]
     assert "bad" in reg.broken and "bad" not in reg.flows
     assert len(reg.test_warnings) == 1 and "skipping flow plugin 'bad'" in reg.test_warnings[0]
 
@@ -223,4 +228,96 @@ def test_a_flow_returning_garbage_is_a_plugin_error() -> None:
 
     reg = registry(g=Garbage(1))
     with pytest.raises(PluginError, match="instead of a TokenResponse"):
-        run_flows(choose(reg, "auto", ENV), request_for, lambda _: None, may_fall_back=True)
+        run_flows(choose(reg, "auto", ENV).flows, request_for, lambda _: None, may_fall_back=True)
+
+
+# -- why a flow was chosen: the line exls login prints before the flow starts ----------------
+
+
+class Reasoned(FakeFlow):
+    """A flow that says why it suits this place."""
+
+    @hookimpl
+    def exls_flow_priority(self, env: FlowEnvironment) -> Any:
+        if self.priority is None:
+            raise FlowUnavailable(self.reason)
+        return FlowAvailable(self.priority, "a display and xdg-open")
+
+
+def test_auto_says_why_the_first_flow_was_chosen() -> None:
+    reg = registry(pkce=Reasoned(90, title="browser flow (PKCE)"), device_code=FakeFlow(10))
+    choice = choose(reg, "auto", ENV)
+    assert choice.why == "Using the browser flow (PKCE): a display and xdg-open."
+    assert [r.reason for r in rank(reg, ENV)] == ["a display and xdg-open", None]
+
+    bare = registry(device_code=FakeFlow(10, title="device code flow"))
+    assert choose(bare, "auto", ENV).why == (
+        "Using the device code flow, the best flow available here."
+    )
+
+
+def test_auto_names_the_flows_it_skipped_and_why() -> None:
+    reg = registry(
+        pkce=Reasoned(None, reason="No browser here (SSH session without a forwarded display)"),
+        device_code=FakeFlow(10, title="device code flow"),
+    )
+    assert choose(reg, "auto", ENV).why == (
+        "No browser here (SSH session without a forwarded display): using the device code flow."
+    )
+
+
+def test_an_explicit_flow_says_it_was_requested_and_what_it_thinks_of_this_place() -> None:
+    reg = registry(pkce=Reasoned(None, reason="CI is set", title="browser flow (PKCE)"))
+    assert choose(reg, "pkce", ENV).why == (
+        "Using the browser flow (PKCE), as requested, although: CI is set."
+    )
+    fine = registry(pkce=Reasoned(90, title="browser flow (PKCE)"))
+    assert choose(fine, "pkce", ENV).why == "Using the browser flow (PKCE), as requested."
+
+
+def test_a_flow_available_with_a_bad_reason_is_broken() -> None:
+    class BadReason(FakeFlow):
+        @hookimpl
+        def exls_flow_priority(self, env: FlowEnvironment) -> Any:
+            return FlowAvailable(5, 42)  # type: ignore[arg-type]
+
+    reg = registry(bad=BadReason(), good=FakeFlow(1))
+    assert [f.id for f in choose(reg, "auto", ENV).flows] == ["good"]
+    assert "reason is no str" in reg.broken["bad"].error
+
+
+def test_only_a_flow_with_a_successor_may_fall_back() -> None:
+    seen: list[tuple[str, bool]] = []
+
+    class Recording(FakeFlow):
+        @hookimpl
+        def exls_flow_run(self, request: FlowRequest) -> TokenResponse:
+            seen.append((request.nonce, request.can_fall_back))
+            return super().exls_flow_run(request)
+
+    reg = registry(
+        a=Recording(90, outcome=FlowFallback("Browser authentication timed out.")),
+        b=Recording(10),
+    )
+    notes: list[str] = []
+    auto = choose(reg, "auto", ENV).flows
+    run_flows(auto, request_for, notes.append, may_fall_back=True)
+    assert seen == [("a", True), ("b", False)]
+    seen.clear()
+    with pytest.raises(FlowFailed):
+        run_flows(choose(reg, "a", ENV).flows, request_for, notes.append, may_fall_back=False)
+    assert seen == [("a", False)]
+
+
+def test_the_fallback_line_carries_the_hint() -> None:
+    hint = "Next time try --no-browser."
+    reg = registry(
+        a=FakeFlow(90, outcome=FlowFallback("Browser authentication timed out.", hint=hint)),
+        b=FakeFlow(10, title="device code flow"),
+    )
+    notes: list[str] = []
+    run_flows(choose(reg, "auto", ENV).flows, request_for, notes.append, may_fall_back=True)
+    assert notes == [
+        "Browser authentication timed out. Next time try --no-browser. "
+        "Falling back to device code flow..."
+    ]

@@ -407,7 +407,7 @@ def test_hooks_through_the_core_registry(monkeypatch: pytest.MonkeyPatch) -> Non
     headless = FlowEnvironment(
         environ={}, platform="linux", stdin_is_terminal=False, stderr_is_terminal=False
     )
-    assert device.priority(headless) == PRIORITY_DEVICE_CODE == 50
+    assert device.priority(headless).priority == PRIORITY_DEVICE_CODE == 50
 
     seen: list[FlowRequest] = []
 

@@ -35,7 +35,13 @@ EMAIL = "alice@example.com"
 SERVICE = "exalsius_cli"
 # auto with a graphical session: no CI, a display, and BROWSER (the browser handoff) set.
 DESKTOP = {"CI": None, "DISPLAY": ":99"}
-FALLBACK_LINE = "Browser authentication timed out. Falling back to device code flow..."
+# What happened and what to try, then the fallback (EXLS_AUTH_PKCE_TIMEOUT=3 in that test).
+FALLBACK_LINE = (
+    "Browser authentication timed out. Nothing came back from the browser within 0:03: did it "
+    "open on another machine or display? Next time use exls login --no-browser to paste the "
+    "address it ends on, or --auth-flow device_code to skip the browser. "
+    "Falling back to device code flow..."
+)
 
 
 def _claims(jwt: str) -> dict[str, Any]:

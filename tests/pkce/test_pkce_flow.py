@@ -72,7 +72,10 @@ def test_success(endpoint: TokenEndpoint) -> None:
 
     browser.done.wait(5)
     assert browser.replies[0].status == 200 and "You are signed in" in browser.replies[0].body
-    assert ui.messages == [f"If your browser did not open, visit: {browser.urls[0]}"]
+    assert ui.messages == [
+        "Opening your browser...",
+        f"If your browser did not open, visit: {browser.urls[0]}",
+    ]
     assert ui.statuses[0].startswith("Waiting for you to sign in in your browser... 0:10 left")
     assert ui.statuses[0].endswith("(Ctrl+C to cancel)")
     assert not any(secret in ui.everything for secret in secrets_of(endpoint))
@@ -120,8 +123,14 @@ def test_timeout_falls_back(endpoint: TokenEndpoint) -> None:
     ui = FakeUI()
     browser = FakeBrowser(respond=lambda params: None)  # nobody comes back
     started = time.monotonic()
-    with pytest.raises(FlowFallback, match=r"^Browser authentication timed out\.$"):
+    with pytest.raises(FlowFallback) as info:
         run(make_request(endpoint, ui=ui, flow_timeout=1.2), browser, endpoint)
+    assert info.value.message == "Browser authentication timed out."
+    assert info.value.hint == (  # what happened, and what to try
+        "Nothing came back from the browser within 0:02: did it open on another machine or "
+        "display? Next time use exls login --no-browser to paste the address it ends on, or "
+        "--auth-flow device_code to skip the browser."
+    )
     assert time.monotonic() - started < 3
     assert ui.updates and "0:01 left" in ui.updates[0]
     assert endpoint.requests == []
@@ -140,9 +149,9 @@ def test_no_browser_falls_back_at_once(opener_result: Any) -> None:
 
     started = time.monotonic()
     with pytest.raises(FlowFallback, match=r"^Could not open a browser\.$"):
-        flow.run(make_request(ui=ui), opener=opener, browser_grace=5.0)
+        flow.run(make_request(ui=ui, can_fall_back=True), opener=opener, browser_grace=5.0)
     assert time.monotonic() - started < 1
-    assert ui.messages == []
+    assert ui.messages == ["Opening your browser..."]
 
 
 def test_a_hung_browser_launcher_does_not_stall_the_flow(endpoint: TokenEndpoint) -> None:
@@ -172,7 +181,7 @@ def test_a_launcher_that_fails_later_falls_back() -> None:
         return False
 
     with pytest.raises(FlowFallback, match="Could not open a browser"):
-        flow.run(make_request(flow_timeout=5), opener=opener, browser_grace=0.1)
+        flow.run(make_request(flow_timeout=5, can_fall_back=True), opener=opener, browser_grace=0.1)
 
 
 def test_access_denied_in_the_browser_fails(endpoint: TokenEndpoint) -> None:
@@ -313,7 +322,8 @@ def test_ctrl_c_closes_the_listener_and_propagates(endpoint: TokenEndpoint) -> N
     class Interrupting(FakeUI):
         def message(self, text: str) -> None:
             super().message(text)
-            raise KeyboardInterrupt
+            if text.startswith("If your browser"):
+                raise KeyboardInterrupt
 
     ui = Interrupting()
     with pytest.raises(KeyboardInterrupt):

@@ -108,6 +108,17 @@ class FlowUnavailable(Exception):
     """Raised by :func:`exls_flow_priority`: this flow cannot run here; the message says why."""
 
 
+@dataclass(frozen=True)
+class FlowAvailable:
+    """What :func:`exls_flow_priority` may return instead of a bare number: the priority and
+    why the flow can run here (``"a display and xdg-open"``). ``exls login`` says it before
+    the flow starts and ``exls auth flows`` lists it, as it does the reasons of unavailable
+    flows."""
+
+    priority: float
+    reason: str | None = None
+
+
 class FlowFailed(ExlsError):
     """Raised by :func:`exls_flow_run`: the login failed; the message is shown as is."""
 
@@ -130,6 +141,10 @@ class FlowEnvironment:
     platform: str  # sys.platform: "linux", "darwin", "win32", ...
     stdin_is_terminal: bool
     stderr_is_terminal: bool
+    launch_browser: bool = True
+    """False after ``exls login --no-browser``: the user opens URLs themselves, anywhere.
+    A flow that needs a browser on this machine is unavailable then; one that can print its
+    URL instead (PKCE with a pasted redirect) may still be."""
 
 
 class UI(Protocol):
@@ -230,6 +245,13 @@ class FlowRequest:
     Already vetted by core: add them to the authorization or device request as they are."""
     http_timeout: float = 10.0
     """Seconds; ``request.http`` applies it already. For waits of the flow's own."""
+    launch_browser: bool = True
+    """False after ``exls login --no-browser``: never start a browser on this machine; show
+    the URL (the user may open it on another machine) and accept what the user brings back."""
+    can_fall_back: bool = False
+    """True when raising FlowFallback makes exls try another flow (``auto`` with one left).
+    When False, FlowFallback ends the login as an error: offer your own way on first
+    (e.g. print the URL the browser failed to open)."""
     check_tokens: Callable[[TokenResponse], None] | None = None
     """Core's validation of a token response (ID token signature, issuer, audience, nonce),
     without storing anything; raises FlowFailed with the reason. Call it before telling the
@@ -328,12 +350,15 @@ class FlowSpec:
         """
 
     @hookspec(firstresult=True)
-    def exls_flow_priority(self, env: FlowEnvironment) -> float:  # type: ignore[empty-body]
+    def exls_flow_priority(  # type: ignore[empty-body]
+        self, env: FlowEnvironment
+    ) -> float | FlowAvailable:
         """Return how well this flow suits the environment, or raise FlowUnavailable(reason).
 
         Must be fast and side-effect free: no network, no processes, no prompts.
         ``auto`` runs the highest priority (ties broken by flow id). The built-ins use
-        :data:`PRIORITY_PKCE` and :data:`PRIORITY_DEVICE_CODE`.
+        :data:`PRIORITY_PKCE` and :data:`PRIORITY_DEVICE_CODE`. Return
+        :class:`FlowAvailable` to say why the flow suits this place as well.
         """
 
     @hookspec(firstresult=True)

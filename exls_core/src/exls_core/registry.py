@@ -74,8 +74,9 @@ class Flow:
         title = self._call("exls_flow_title")
         return title if isinstance(title, str) and title else f"{self.id} flow"
 
-    def priority(self, env: contract.FlowEnvironment) -> float:
-        """The flow's priority; raises FlowUnavailable, or PluginError when the plugin is broken."""
+    def priority(self, env: contract.FlowEnvironment) -> contract.FlowAvailable:
+        """The flow's priority and why it can run (a bare number has no reason); raises
+        FlowUnavailable, or PluginError when the plugin is broken."""
         try:
             result = self._call("exls_flow_priority", env=env)
         except contract.FlowUnavailable:
@@ -84,9 +85,15 @@ class Flow:
             raise PluginError(f"its availability check raised {_describe(exc)}") from exc
         if result is None:
             raise PluginError("it does not implement exls_flow_priority")
+        reason: object = None
+        if isinstance(result, contract.FlowAvailable):
+            reason = result.reason
+            result = result.priority
+        if reason is not None and not isinstance(reason, str):
+            raise PluginError("exls_flow_priority returned a FlowAvailable whose reason is no str")
         if isinstance(result, bool) or not isinstance(result, (int, float)):
             raise PluginError(f"exls_flow_priority returned {type(result).__name__}, not a number")
-        return float(result)
+        return contract.FlowAvailable(float(result), reason or None)
 
     def run(self, request: contract.FlowRequest) -> contract.TokenResponse:
         result = self._call("exls_flow_run", request=request)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from exls_core.entry_points import require_installed
 from exls_core.errors import ExlsError, PluginError
@@ -27,7 +27,7 @@ from exls_core.registry import Flow, Registry
 AUTO = "auto"
 
 
-def current_environment() -> FlowEnvironment:
+def current_environment(*, launch_browser: bool = True) -> FlowEnvironment:
     def isatty(stream: object) -> bool:
         try:
             return bool(stream.isatty())  # type: ignore[attr-defined]
@@ -39,6 +39,7 @@ def current_environment() -> FlowEnvironment:
         platform=sys.platform,
         stdin_is_terminal=isatty(sys.stdin),
         stderr_is_terminal=isatty(sys.stderr),
+        launch_browser=launch_browser,
     )
 
 
@@ -48,7 +49,7 @@ class Ranked:
 
     flow: Flow
     priority: float | None
-    reason: str | None  # why it is unavailable
+    reason: str | None  # why it is unavailable, or why it suits this place (when it says)
 
     @property
     def available(self) -> bool:
@@ -60,7 +61,8 @@ def rank(registry: Registry, env: FlowEnvironment) -> list[Ranked]:
     ranked = []
     for flow in list(registry.flows.values()):
         try:
-            ranked.append(Ranked(flow, flow.priority(env), None))
+            available = flow.priority(env)
+            ranked.append(Ranked(flow, available.priority, available.reason))
         except FlowUnavailable as exc:
             ranked.append(Ranked(flow, None, str(exc) or "not available here"))
         except PluginError as exc:
@@ -69,15 +71,24 @@ def rank(registry: Registry, env: FlowEnvironment) -> list[Ranked]:
     return ranked
 
 
-def choose(registry: Registry, requested: str, env: FlowEnvironment) -> list[Flow]:
-    """The flows to try, in order: the explicit one alone, or the available ones for ``auto``."""
+@dataclass(frozen=True)
+class Choice:
+    """The flows to try, in order, and the line that tells the user why the first one."""
+
+    flows: list[Flow]
+    why: str
+
+
+def choose(registry: Registry, requested: str, env: FlowEnvironment) -> Choice:
+    """The explicit flow alone, or the available ones for ``auto``, best first."""
     if requested != AUTO:
         require_installed(requested, registry.installed_ids, registry.disabled)
         if requested in registry.broken:
             raise PluginError(
                 registry.broken[requested].warning.replace("skipping", "cannot use", 1)
             )
-        return [registry.flows[requested]]  # forced: run it even if it says it is unavailable
+        flow = registry.flows[requested]  # forced: run it even if it says it is unavailable
+        return Choice([flow], _why_forced(flow, env))
     ranked = rank(registry, env)
     chosen = [r.flow for r in ranked if r.available]
     if not chosen:
@@ -88,7 +99,29 @@ def choose(registry: Registry, requested: str, env: FlowEnvironment) -> list[Flo
             f"No login flow can run here ({reasons}).",
             hint="Install a flow plugin (e.g. exls-flows-device) or choose one with --auth-flow.",
         )
-    return chosen
+    return Choice(chosen, _why_auto(ranked))
+
+
+def _why_auto(ranked: list[Ranked]) -> str:
+    """``No browser here (SSH ...): using the device code flow.`` or ``Using X: reason.``"""
+    best = next(r for r in ranked if r.available)
+    skipped = [r.reason for r in ranked if not r.available and r.reason]
+    if skipped:
+        return f"{'; '.join(skipped)}: using the {best.flow.title}."
+    if best.reason:
+        return f"Using the {best.flow.title}: {best.reason}."
+    return f"Using the {best.flow.title}, the best flow available here."
+
+
+def _why_forced(flow: Flow, env: FlowEnvironment) -> str:
+    """A flow named with --auth-flow runs in any case; say so, and what it thinks of this place."""
+    try:
+        flow.priority(env)
+    except FlowUnavailable as exc:
+        return f"Using the {flow.title}, as requested, although: {exc}."
+    except PluginError:
+        pass  # its run will tell
+    return f"Using the {flow.title}, as requested."
 
 
 def run_flows(
@@ -100,12 +133,13 @@ def run_flows(
 ) -> tuple[Flow, FlowRequest, TokenResponse]:
     """Run the first flow; on FlowFallback (auto only) say so in one line and run the next."""
     for position, flow in enumerate(flows):
-        request = make_request(flow)
+        following = flows[position + 1] if may_fall_back and position + 1 < len(flows) else None
+        request = replace(make_request(flow), can_fall_back=following is not None)
         try:
             return flow, request, flow.run(request)
         except FlowFallback as exc:
-            following = flows[position + 1] if position + 1 < len(flows) else None
-            if not may_fall_back or following is None:
+            if following is None:
                 raise FlowFailed(exc.message, hint=exc.hint) from None
-            notify(f"{exc.message} Falling back to {following.title}...")
+            said = " ".join(filter(None, (exc.message, exc.hint)))
+            notify(f"{said} Falling back to {following.title}...")
     raise AssertionError("unreachable: run_flows needs at least one flow")

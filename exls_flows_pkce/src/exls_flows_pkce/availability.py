@@ -1,8 +1,10 @@
 """Can a graphical browser open here? Decided from the environment only: fast, launches nothing.
 
 The checks mirror what Python's ``webbrowser`` would do, and the usual reasons a browser
-login fails: CI, ``BROWSER=none`` or a text-mode browser, SSH without a forwarded display,
-Linux without a display. WSL counts as available through the Windows browser.
+login fails: CI, ``BROWSER=none`` or a text-mode browser (also behind Debian's
+``www-browser``/``x-www-browser`` symlinks), SSH without a forwarded display, a container or
+Linux without a display. WSL counts as available through the Windows browser. After
+``--no-browser`` the flow prints its link instead, so only CI stops it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import shlex
 import shutil
 from collections.abc import Callable, Mapping
 
-from exls_core.plugin import PRIORITY_PKCE, FlowEnvironment, FlowUnavailable
+from exls_core.plugin import PRIORITY_PKCE, FlowAvailable, FlowEnvironment, FlowUnavailable
 
 TEXT_BROWSERS = frozenset({"lynx", "w3m", "links", "links2", "elinks", "www-browser", "browsh"})
 # What webbrowser tries on X11/Wayland; at least one must be on PATH.
@@ -78,37 +80,89 @@ def browser_commands(value: str, platform: str) -> list[str]:
     return names
 
 
-def priority(env: FlowEnvironment, *, proc_version: Callable[[], str] = read_proc_version) -> float:
-    """PRIORITY_PKCE when a graphical browser can open, else FlowUnavailable(why not)."""
+NO_BROWSER = "No browser here"
+CONTAINER_FILES = ("/.dockerenv", "/run/.containerenv")  # Docker, Podman
+
+
+def is_container(
+    environ: Mapping[str, str], exists: Callable[[str], bool] = os.path.exists
+) -> bool:
+    """Docker, Podman, systemd-nspawn, LXC or a Kubernetes pod (environment and marker files)."""
+    if environ.get("container") or environ.get("KUBERNETES_SERVICE_HOST"):
+        return True
+    return any(exists(path) for path in CONTAINER_FILES)
+
+
+def program_name(name: str, environ: Mapping[str, str]) -> str:
+    """What ``name`` runs, through symlinks (Debian's www-browser -> /etc/alternatives -> lynx)."""
+    path = _which(name, environ)
+    target = os.path.realpath(path) if path else name
+    return ntpath.basename(target).lower().removesuffix(".exe")
+
+
+def is_text_browser(name: str, environ: Mapping[str, str]) -> bool:
+    """By what the name runs; Debian's www-browser that is not installed counts as text."""
+    return program_name(name, environ) in TEXT_BROWSERS
+
+
+def priority(
+    env: FlowEnvironment,
+    *,
+    proc_version: Callable[[], str] = read_proc_version,
+    exists: Callable[[str], bool] = os.path.exists,
+) -> FlowAvailable:
+    """Why a browser login can work here, or FlowUnavailable("No browser here (why not)")."""
     environ = env.environ
     if environ.get("CI", "").strip().lower() not in FALSE_VALUES:
-        raise FlowUnavailable("CI is set (nobody is at a browser)")
+        raise FlowUnavailable(f"{NO_BROWSER} (CI is set: nobody is at a browser)")
+    if not env.launch_browser:
+        return FlowAvailable(
+            PRIORITY_PKCE, "it prints the sign-in link for any browser (--no-browser)"
+        )
 
     browser = environ.get("BROWSER", "").strip()
     if browser:
         names = browser_commands(browser, env.platform)
         if "none" in names:
-            raise FlowUnavailable("BROWSER is set to none")
-        if names and all(name in TEXT_BROWSERS for name in names):
-            raise FlowUnavailable(f"BROWSER={names[0]} is a text-mode browser")
-        if names:
-            return PRIORITY_PKCE  # an explicit command: the user knows it opens somewhere useful
+            raise FlowUnavailable(f"{NO_BROWSER} (BROWSER is set to none)")
+        if names and all(is_text_browser(name, environ) for name in names):
+            raise FlowUnavailable(f"{NO_BROWSER} (BROWSER={names[0]} is a text-mode browser)")
+        if names:  # an explicit command: the user knows it opens somewhere useful
+            return FlowAvailable(PRIORITY_PKCE, f"BROWSER is set ({names[0]})")
 
     display = bool(environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"))
-    if not display and any(environ.get(name) for name in SSH_VARIABLES):
-        raise FlowUnavailable("SSH session without a forwarded display (set BROWSER to override)")
-    if env.platform in ("darwin", "win32"):
-        return PRIORITY_PKCE
+    ssh = any(environ.get(name) for name in SSH_VARIABLES)
+    if not display and ssh:
+        raise FlowUnavailable(f"{NO_BROWSER} (SSH session without a forwarded display)")
+    if env.platform == "darwin":
+        return FlowAvailable(PRIORITY_PKCE, "macOS opens your default browser")
+    if env.platform == "win32":
+        return FlowAvailable(PRIORITY_PKCE, "Windows opens your default browser")
     if is_wsl(environ, env.platform, proc_version):
-        if wsl_opener(environ):
-            return PRIORITY_PKCE
+        opener = wsl_opener(environ)
+        if opener:
+            name = ntpath.basename(opener)
+            return FlowAvailable(PRIORITY_PKCE, f"WSL: the Windows browser, through {name}")
         if not display:
-            raise FlowUnavailable("WSL without wslview or explorer.exe on PATH, and no display")
+            raise FlowUnavailable(
+                f"{NO_BROWSER} (WSL without wslview or explorer.exe on PATH, and no display)"
+            )
     if not display:
-        raise FlowUnavailable("no display (DISPLAY/WAYLAND_DISPLAY unset) and no BROWSER set")
-    if not any(_which(name, environ) for name in GRAPHICAL_BROWSERS):
-        raise FlowUnavailable("no graphical browser on PATH (e.g. xdg-open); set BROWSER")
-    return PRIORITY_PKCE
+        where = "a container without a display" if is_container(environ, exists) else "no display"
+        raise FlowUnavailable(
+            f"{NO_BROWSER} ({where}: DISPLAY and WAYLAND_DISPLAY unset, no BROWSER)"
+        )
+    found = [name for name in GRAPHICAL_BROWSERS if _which(name, environ)]
+    graphical = [name for name in found if not is_text_browser(name, environ)]
+    if graphical:
+        which = "a forwarded display" if ssh else "a display"
+        return FlowAvailable(PRIORITY_PKCE, f"{which} and {graphical[0]}")
+    if found:
+        text = f"{found[0]} is {program_name(found[0], environ)}"
+        raise FlowUnavailable(f"{NO_BROWSER} (a display, but only text-mode browsers: {text})")
+    raise FlowUnavailable(
+        f"{NO_BROWSER} (a display, but no graphical browser on PATH such as xdg-open; set BROWSER)"
+    )
 
 
 def _which(name: str, environ: Mapping[str, str]) -> str | None:

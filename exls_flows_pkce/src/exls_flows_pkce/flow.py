@@ -1,5 +1,9 @@
 """The browser flow, start to end: listen, open the browser, wait, exchange the code.
 
+Without a browser here (``--no-browser``, or one that would not open when no other flow is
+left to fall back to) the link is printed instead and the user may paste the address the
+browser ended on (:mod:`exls_flows_pkce.paste`).
+
 Order matters (RFC 8252): the listener is bound before the browser opens; the browser's
 request is answered only after the code exchange, so its page tells the truth; the listener
 is closed on every path, Ctrl+C included.
@@ -7,20 +11,22 @@ is closed on every path, Ctrl+C included.
 
 from __future__ import annotations
 
-import math
+import sys
 import time
 from collections.abc import Callable
+from functools import partial
+from typing import IO
 
 from exls_core.plugin import ExlsError, FlowFailed, FlowFallback, FlowRequest, TokenResponse
 from exls_flows_pkce import pages
 from exls_flows_pkce.browser import Launch, Opener, open_url
 from exls_flows_pkce.exchange import exchange_code
 from exls_flows_pkce.listener import CONNECTION_TIMEOUT, CallbackListener, PortsBusy
+from exls_flows_pkce.paste import countdown, wait_elsewhere, wait_for_redirect
 from exls_flows_pkce.pkce import authorization_url, challenge, new_state, new_verifier
 
 DEFAULT_TIMEOUT = 120.0
 BROWSER_GRACE = 0.5  # seconds to let a missing browser fail before printing the URL
-STATUS_EVERY = 1.0
 
 
 def run(
@@ -30,7 +36,9 @@ def run(
     browser_grace: float = BROWSER_GRACE,
     connection_timeout: float = CONNECTION_TIMEOUT,
     clock: Callable[[], float] = time.monotonic,
+    stdin: IO[str] | None = None,
 ) -> TokenResponse:
+    """Sign in; ``stdin`` (default sys.stdin) is where a pasted address may come from."""
     metadata = request.metadata
     endpoint = metadata.get("authorization_endpoint")
     token_endpoint = metadata.get("token_endpoint")
@@ -67,7 +75,15 @@ def run(
             code_challenge=challenge(verifier),
             extra=request.authorization_params(),
         )
-        code = _wait_for_code(request, listener, url, opener, browser_grace, clock)
+        code = _wait_for_code(
+            request,
+            listener,
+            url,
+            opener,
+            browser_grace,
+            clock,
+            sys.stdin if stdin is None else stdin,
+        )
         try:
             token = exchange_code(
                 request.http,
@@ -94,35 +110,48 @@ def _wait_for_code(
     opener: Opener,
     browser_grace: float,
     clock: Callable[[], float],
+    stdin: IO[str] | None,
 ) -> str:
-    """Open the browser and wait for the redirect; the code, or FlowFailed / FlowFallback."""
+    """Open the browser (or not) and wait for the response; the code, or FlowFailed /
+    FlowFallback. Without a browser here the link is printed and a pasted address accepted."""
     timeout = request.settings.get("timeout") or DEFAULT_TIMEOUT  # EXLS_AUTH_PKCE_TIMEOUT
     deadline = clock() + timeout
-    launch = Launch(opener, url)
-    launch.done.wait(browser_grace)
-    if launch.failed:
-        raise FlowFallback("Could not open a browser.")
-    request.ui.message(f"If your browser did not open, visit: {url}")
-
-    with request.ui.status(_waiting(timeout)) as status:
-        while True:
-            remaining = deadline - clock()
-            if remaining <= 0:
-                raise FlowFallback("Browser authentication timed out.")
-            callback = listener.wait(min(STATUS_EVERY, remaining))
-            if callback is not None:
-                break
-            if launch.failed:  # a launcher that waited for its browser, then failed
-                raise FlowFallback("Could not open a browser.")
-            status.update(_waiting(deadline - clock()))
+    elsewhere = partial(
+        wait_elsewhere, request, listener, url, deadline=deadline, clock=clock, stdin=stdin
+    )
+    if not request.launch_browser:
+        callback = elsewhere(why="Not opening a browser here (--no-browser).")
+    else:
+        request.ui.message("Opening your browser...")
+        launch = Launch(opener, url)
+        launch.done.wait(browser_grace)
+        opened = None
+        if not launch.failed:
+            request.ui.message(f"If your browser did not open, visit: {url}")
+            opened = wait_for_redirect(
+                request,
+                listener,
+                doing="Waiting for you to sign in in your browser",
+                deadline=deadline,
+                clock=clock,
+                timed_out=_nothing_came_back(timeout),
+                gave_up=lambda: (
+                    launch.failed
+                ),  # a launcher that waited for its browser, then failed
+            )
+        if opened is None and request.can_fall_back:
+            raise FlowFallback("Could not open a browser.")
+        callback = opened or elsewhere(why="Could not open a browser here.")
     if callback.failure or not callback.code:
         raise FlowFailed(callback.failure or "The browser's redirect carried no code.")
     return callback.code
 
 
-def _waiting(remaining: float) -> str:
-    minutes, seconds = divmod(max(0, math.ceil(remaining)), 60)
-    return (
-        f"Waiting for you to sign in in your browser... {minutes}:{seconds:02d} left "
-        "(Ctrl+C to cancel)"
+def _nothing_came_back(timeout: float) -> FlowFallback:
+    """The browser opened (as far as exls can tell) but the redirect never came."""
+    return FlowFallback(
+        "Browser authentication timed out.",
+        hint=f"Nothing came back from the browser within {countdown(timeout)}: did it open on "
+        "another machine or display? Next time use exls login --no-browser to paste the "
+        "address it ends on, or --auth-flow device_code to skip the browser.",
     )

@@ -4,7 +4,8 @@ It listens on 127.0.0.1 only and is bound before the browser opens. Every connec
 served in its own daemon thread, with one deadline for the whole request head and a cap on
 concurrent connections, so slow or stray clients (a favicon fetch, a port scanner, another
 program) can neither stall the listener nor end the login: only ``GET /callback`` carrying
-this login's ``state`` does, and only the first one.
+this login's ``state`` does, and only the first one. An address the user pastes (the page a
+browser on another machine ended on) goes through the same checks (:meth:`deliver`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, cast
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from exls_core.plugin import plain_text
 from exls_flows_pkce import pages
@@ -77,6 +78,21 @@ class Callback:
         return "Callback(code=<hidden>)" if self.code else f"Callback(failure={self.failure!r})"
 
 
+@dataclass(frozen=True)
+class _Verdict:
+    """How an authorization response was judged: the HTTP answer for a browser, and for a
+    paste the one-line refusal (None: the response ended the wait, with a code or a failure)."""
+
+    status: HTTPStatus
+    page: str
+    refusal: str | None = None
+    holds_code: bool = False
+
+    @classmethod
+    def refused(cls, reason: str) -> _Verdict:
+        return cls(HTTPStatus.BAD_REQUEST, pages.bad_request(reason), reason)
+
+
 class PortsBusy(Exception):
     """None of the configured ports could be bound on 127.0.0.1."""
 
@@ -124,6 +140,7 @@ class CallbackListener:
         self._answer_timeout = answer_timeout
         self._lock = threading.Lock()
         self._claimed = False
+        self._held = False  # a browser request waits for finish() (not so for a paste)
         self._callback: Callback | None = None
         self._arrived = threading.Event()
         self._answer = pages.see_terminal()
@@ -153,7 +170,7 @@ class CallbackListener:
         """Send ``page`` to the browser request that delivered the code; wait until it is sent."""
         self._answer = page
         self._answered.set()
-        if self._callback is not None and self._callback.code:
+        if self._held:
             self._sent.wait(wait)  # so the page goes out before the process exits
 
     def close(self) -> None:
@@ -203,28 +220,55 @@ class CallbackListener:
             return HTTPStatus.NOT_FOUND, pages.not_found(), False
         if method != "GET":
             return HTTPStatus.METHOD_NOT_ALLOWED, pages.rejected("Method not allowed"), False
+        verdict = self._judge(query, via_browser=True)
+        return verdict.status, verdict.page, verdict.holds_code
+
+    def deliver(self, address: str) -> str | None:
+        """Check an address the user pasted (the page the browser ended on) exactly like a
+        redirect. None when it ended the wait (``wait()`` returns it), else why it was
+        refused, in one line: it names no part of the address, which may hold a code."""
+        text = address.strip()
+        if len(text) > self.max_head:
+            return "That address is far too long to be this login's."
+        parts = urlsplit(text if "://" in text else f"http://{text}")
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if (parts.scheme, parts.hostname, port, parts.path) != (
+            "http",
+            "127.0.0.1",
+            self.port,
+            CALLBACK_PATH,
+        ):
+            return f"That is not this login's address; it starts with {self.redirect_uri}?"
+        return self._judge(parts.query, via_browser=False).refusal
+
+    def _judge(self, query: str, *, via_browser: bool) -> _Verdict:
+        """The checks every authorization response passes, redirected or pasted: well-formed,
+        this login's state, a code or an error, the first one only, then iss and error."""
         try:
             params = parse_callback_query(query)
         except ValueError:
-            return HTTPStatus.BAD_REQUEST, pages.bad_request("The response is malformed."), False
+            return _Verdict.refused("The response is malformed.")
         if not params.state or not hmac.compare_digest(params.state.encode("utf-8"), self._state):
-            reason = "It does not belong to the login in progress (state mismatch)."
-            return HTTPStatus.BAD_REQUEST, pages.bad_request(reason), False
+            return _Verdict.refused("It does not belong to the login in progress (state mismatch).")
         if not params.code and not params.error:
-            reason = "It carries neither an authorization code nor an error."
-            return HTTPStatus.BAD_REQUEST, pages.bad_request(reason), False
+            return _Verdict.refused("It carries neither an authorization code nor an error.")
         with self._lock:
             if self._claimed:  # a reload or a repeat: the first response decided
-                return HTTPStatus.OK, pages.already_handled(), False
+                refusal = "This login has already received its response."
+                return _Verdict(HTTPStatus.OK, pages.already_handled(), refusal)
             self._claimed = True
         failure = self._check_issuer(params.iss)
         if failure is None and params.error:
             failure = authorization_error(params.error, params.error_description)
         self._callback = Callback(failure=failure) if failure else Callback(code=params.code)
+        self._held = via_browser and not failure  # finish() answers that browser request
         self._arrived.set()
         if failure:
-            return HTTPStatus.OK, pages.failure(failure), False
-        return HTTPStatus.OK, "", True
+            return _Verdict(HTTPStatus.OK, pages.failure(failure))
+        return _Verdict(HTTPStatus.OK, "", holds_code=via_browser)
 
     def _check_issuer(self, iss: str | None) -> str | None:
         """RFC 9207: a response from another issuer is a mix-up attack; refuse it."""

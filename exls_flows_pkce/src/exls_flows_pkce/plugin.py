@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exls_core.plugin import FlowEnvironment, FlowRequest, TokenResponse, hookimpl
+from exls_core.plugin import FlowAvailable, FlowEnvironment, FlowRequest, TokenResponse, hookimpl
 
 
 @hookimpl
@@ -11,7 +11,7 @@ def exls_flow_title() -> str:
 
 
 @hookimpl
-def exls_flow_priority(env: FlowEnvironment) -> float:
+def exls_flow_priority(env: FlowEnvironment) -> FlowAvailable:
     from exls_flows_pkce.availability import priority
 
     return priority(env)

@@ -4,15 +4,22 @@ Two ways in:
   * the CLI opens the login URL with Python's `webbrowser`; `BROWSER=<handoff script>` makes
     that append the URL to a file, and a watcher thread drives Chromium through it;
   * a test calls `complete_login(url)` / `approve_device_code(uri, code)` itself.
+
+`with browser.elsewhere():` makes Chromium behave like a browser on another machine: its
+navigations to http://127.0.0.1:* never reach this machine's listeners (see LoopbackHold).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
 import queue
 import threading
 import time
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,6 +103,78 @@ class Chromium:
             self.driver.quit()
 
 
+# The page a held loopback request gets instead of reaching this machine. An answer, not a
+# network error: Chromium auto-reloads error pages, which would start new authorizations.
+UNREACHABLE = base64.b64encode(
+    b"<!DOCTYPE html><title>127.0.0.1 unreachable</title>"
+    b"<p>This address does not reach exls from this browser (test: another machine).</p>"
+).decode("ascii")
+
+
+class LoopbackHold:
+    """Keeps Chromium's requests to http://127.0.0.1:* from ever leaving the browser, as if
+    it ran on another machine, and records the addresses it was sent to.
+
+    DevTools request interception (Fetch.enable) on a DevTools connection of our own to the
+    page: each matching request is paused, recorded and answered by the browser itself (a 502
+    page), so the tab ends on the loopback address that "fails to load", exactly what a user
+    on another machine would copy. Our own connection, not chromedriver's: while a navigation
+    is held, chromedriver answers no command at all (get_log for the performance log included;
+    seen with Chromium 156), so the request must be released from outside it.
+    """
+
+    PATTERN = "http://127.0.0.1:*"
+
+    def __init__(self, driver: webdriver.Chrome) -> None:
+        import websocket  # websocket-client, a dependency of selenium
+
+        address = driver.capabilities["goog:chromeOptions"]["debuggerAddress"]
+        with urllib.request.urlopen(f"http://{address}/json", timeout=10) as answer:
+            targets = json.load(answer)
+        page = next(t for t in targets if t["id"] == driver.current_window_handle)
+        self._ws = websocket.create_connection(
+            page["webSocketDebuggerUrl"], suppress_origin=True, timeout=10
+        )
+        self.held: list[str] = []
+        self._ids = iter(range(1, 1_000_000))
+        self._send("Fetch.enable", patterns=[{"urlPattern": self.PATTERN}])
+        self._wait_for_answer()
+        self._ws.settimeout(None)
+        self._pump = threading.Thread(target=self._run, name="loopback-hold", daemon=True)
+        self._pump.start()
+
+    def _send(self, method: str, **params: Any) -> None:
+        self._ws.send(json.dumps({"id": next(self._ids), "method": method, "params": params}))
+
+    def _wait_for_answer(self) -> None:
+        while "id" not in json.loads(self._ws.recv()):
+            pass
+
+    def _run(self) -> None:
+        while True:
+            try:
+                message = json.loads(self._ws.recv())
+            except Exception:  # closed by close(): done
+                return
+            if message.get("method") == "Fetch.requestPaused":
+                params = message["params"]
+                if params.get("resourceType") == "Document":  # not the favicon that follows
+                    self.held.append(params["request"]["url"])
+                self._send(
+                    "Fetch.fulfillRequest",
+                    requestId=params["requestId"],
+                    responseCode=502,
+                    responseHeaders=[{"name": "Content-Type", "value": "text/html"}],
+                    body=UNREACHABLE,
+                )
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._send("Fetch.disable")
+        self._ws.close()
+        self._pump.join(10)
+
+
 class Browser:
     """Per-test facade over the shared Chromium; see the module docstring."""
 
@@ -114,6 +193,26 @@ class Browser:
     @property
     def driver(self) -> webdriver.Chrome:
         return self._chromium.driver
+
+    @contextlib.contextmanager
+    def elsewhere(self) -> Iterator[LoopbackHold]:
+        """Chromium as a browser on another machine: the loopback redirect never arrives;
+        `.held` lists the addresses it ended on (what the user would copy and paste)."""
+        with self._chromium.lock:
+            hold = LoopbackHold(self.driver)
+        try:
+            yield hold
+        finally:
+            hold.close()
+
+    def sign_in_elsewhere(self, url: str, login: str = DEFAULT_LOGIN, **options: Any) -> str:
+        """Sign in on `url` from "another machine" and return the address the browser ended
+        on (the loopback callback that did not load)."""
+        with self.elsewhere() as hold:
+            final = self.complete_login(url, login, **options).final_url
+        if len(hold.held) != 1 or final != hold.held[0]:
+            raise BrowserLoginError(f"expected one held redirect, got {hold.held} ({final})")
+        return hold.held[0]
 
     # -- BROWSER handoff ------------------------------------------------------------------
 

@@ -92,6 +92,7 @@ class ExlsProcess:
         env: Mapping[str, str],
         *,
         stdin: str | None = None,
+        keep_stdin_open: bool = False,
     ) -> None:
         self.args = tuple(args)
         self.started = time.monotonic()
@@ -100,7 +101,7 @@ class ExlsProcess:
         self._proc = subprocess.Popen(
             [str(executable), *self.args],
             env=dict(env),
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdin=subprocess.PIPE if stdin is not None or keep_stdin_open else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -113,10 +114,34 @@ class ExlsProcess:
         ]
         for reader in self._readers:
             reader.start()
-        if stdin is not None:
+        if stdin is not None or keep_stdin_open:
             assert self._proc.stdin is not None
-            self._proc.stdin.write(stdin)
-            self._proc.stdin.close()
+            self._proc.stdin.write(stdin or "")
+            self._proc.stdin.flush()
+            if not keep_stdin_open:
+                self._proc.stdin.close()
+
+    def type(self, line: str) -> None:
+        """Write one line to exls's stdin (kept open with keep_stdin_open=True), as a user
+        pasting and pressing Enter."""
+        assert self._proc.stdin is not None, "start exls with keep_stdin_open=True"
+        self._proc.stdin.write(line + "\n")
+        self._proc.stdin.flush()
+
+    def interrupt(self) -> None:
+        """Ctrl+C: SIGINT to exls."""
+        os.kill(self._proc.pid, signal.SIGINT)
+
+    def running(self) -> bool:
+        return self._proc.poll() is None
+
+    def count(self, pattern: str | re.Pattern[str], *, stream: str = "stderr") -> int:
+        """How many lines of `stream` so far match pattern (search)."""
+        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+        with self._changed:
+            return sum(
+                1 for line in self.lines if line.stream == stream and regex.search(line.text)
+            )
 
     @property
     def pid(self) -> int:
@@ -135,16 +160,25 @@ class ExlsProcess:
             return "".join(f"{line.text}\n" for line in self.lines if line.stream == stream)
 
     def wait_for(
-        self, pattern: str | re.Pattern[str], *, stream: str = "stderr", timeout: float = 30
+        self,
+        pattern: str | re.Pattern[str],
+        *,
+        stream: str = "stderr",
+        timeout: float = 30,
+        nth: int = 1,
     ) -> re.Match[str]:
-        """The first line of `stream` matching pattern (search); fails when exls exits first."""
+        """The nth line of `stream` matching pattern (search); fails when exls exits first."""
         regex = re.compile(pattern) if isinstance(pattern, str) else pattern
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
-                for line in self.lines:
-                    if line.stream == stream and (match := regex.search(line.text)):
-                        return match
+                matches = [
+                    match
+                    for line in self.lines
+                    if line.stream == stream and (match := regex.search(line.text))
+                ]
+                if len(matches) >= nth:
+                    return matches[nth - 1]
                 remaining = deadline - time.monotonic()
                 exited = self._proc.poll() is not None and not any(
                     r.is_alive() for r in self._readers
@@ -165,6 +199,9 @@ class ExlsProcess:
 
     def finish(self, timeout: float = 60) -> Result:
         """Wait for exls to exit (killing it after timeout, which fails the test)."""
+        if self._proc.stdin is not None and not self._proc.stdin.closed:
+            with contextlib.suppress(OSError):
+                self._proc.stdin.close()
         try:
             self._proc.wait(timeout=max(0.0, self.started + timeout - time.monotonic()))
         except subprocess.TimeoutExpired:
@@ -222,8 +259,11 @@ class ExlsCli:
         *args: str,
         env: Mapping[str, str | None] | None = None,
         stdin: str | None = None,
+        keep_stdin_open: bool = False,
     ) -> ExlsProcess:
-        proc = ExlsProcess(self.executable, args, self.env(env), stdin=stdin)
+        proc = ExlsProcess(
+            self.executable, args, self.env(env), stdin=stdin, keep_stdin_open=keep_stdin_open
+        )
         self._running.append(proc)
         return proc
 

@@ -74,7 +74,8 @@ def flows(as_json: bool) -> None:
         marker = "*" if row["auto"] else " "
         head = f"{marker} {row['id']:<14} {row['distribution']} {row['version']}"
         if row["status"] == "available":
-            click.echo(f"{head}  available, priority {row['priority']:g}")
+            why = f": {row['reason']}" if row["reason"] else ""
+            click.echo(f"{head}  available, priority {row['priority']:g}{why}")
         else:
             click.echo(f"{head}  {row['status']}: {row['reason']}")
     click.echo(f"auto picks: {pick or 'nothing (no flow can run here)'}")

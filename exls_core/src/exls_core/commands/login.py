@@ -32,7 +32,19 @@ def _complete_flow_ids(ctx: click.Context, param: click.Parameter, incomplete: s
     help="Sign in to this organization (Auth0 organization). Env: EXLS_AUTH_ORGANIZATION.",
 )
 @click.option("--no-qr", is_flag=True, help="Do not show a QR code in the device code flow.")
-def login(auth_flow: str | None, email: str | None, organization: str | None, no_qr: bool) -> None:
+@click.option(
+    "--no-browser",
+    is_flag=True,
+    help="Open no browser here: print the sign-in link for a browser anywhere, then paste "
+    "the address it ends on (or forward the port with ssh -L).",
+)
+def login(
+    auth_flow: str | None,
+    email: str | None,
+    organization: str | None,
+    no_qr: bool,
+    no_browser: bool,
+) -> None:
     """Log in and store your tokens in the system keyring.
 
     The flow is chosen for this environment: a browser (PKCE) where one can open,
@@ -51,7 +63,15 @@ def login(auth_flow: str | None, email: str | None, organization: str | None, no
     from exls_core.email import ask_email
 
     address = ask_email(email, ui)
-    _login(settings, requested, address, organization or settings.organization, not no_qr, ui)
+    _login(
+        settings,
+        requested,
+        address,
+        organization or settings.organization,
+        ui,
+        show_qr=not no_qr,
+        launch_browser=not no_browser,
+    )
     return None
 
 
@@ -69,7 +89,14 @@ def _import_in_background() -> Any:
 
 
 def _login(
-    settings: Any, requested: str, email: str, organization: str | None, show_qr: bool, ui: Any
+    settings: Any,
+    requested: str,
+    email: str,
+    organization: str | None,
+    ui: Any,
+    *,
+    show_qr: bool,
+    launch_browser: bool,
 ) -> None:
     from exls_core.config import FLOW_SETTINGS
     from exls_core.discovery import fetch_metadata
@@ -84,7 +111,8 @@ def _login(
 
     # Everything that can be decided locally comes before the first network request.
     registry = load_registry(warn=ui.warning)
-    flows = choose(registry, requested, current_environment())
+    env = current_environment(launch_browser=launch_browser)
+    choice = choose(registry, requested, env)
     route = resolve_route(email, settings, registry, organization=organization, warn=ui.warning)
     ui.message(route.announcement)
     SessionStore().check_usable()  # no point signing in when the tokens cannot be kept
@@ -118,12 +146,14 @@ def _login(
             email=email,
             extra_params=route.params,
             http_timeout=settings.http_timeout,
+            launch_browser=launch_browser,
             check_tokens=check_tokens,
         )
 
+    ui.message(choice.why)
     try:
         flow, request, response = run_flows(
-            flows, make_request, ui.message, may_fall_back=requested == AUTO
+            choice.flows, make_request, ui.message, may_fall_back=requested == AUTO
         )
     finally:
         http.close()
