@@ -27,7 +27,8 @@ KINDS: dict[str, tuple[str, str]] = {
         "exit 1, `ID token rejected: <check>`, keyring unchanged, previous session shown",
     ),
     "nonce": (
-        "nonce missing or wrong: in-process `complete_login` and the PKCE flow through the CLI",
+        "nonce missing or wrong: in-process `complete_login`, the PKCE flow through the CLI, "
+        "and a third-party flow plugin (a real installed distribution) that never sends it",
         "`nonce missing` / `nonce mismatch`, nothing stored",
     ),
     "key_rotation": (

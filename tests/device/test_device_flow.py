@@ -15,7 +15,13 @@ from urllib.parse import parse_qsl
 import pytest
 from device_fakes import FakeClock, FakeUI, decode, parse_half_blocks, qr_lines
 
-from exls_core.plugin import PRIORITY_DEVICE_CODE, FlowEnvironment, FlowFailed, FlowRequest
+from exls_core.plugin import (
+    PRIORITY_DEVICE_CODE,
+    FlowEnvironment,
+    FlowFailed,
+    FlowRequest,
+    NonceCheck,
+)
 from exls_flows_device import flow, poller
 
 DEVICE_CODE = "DC-SECRET-GmRhmhcxhwAzkoEqiMEg_DnyEysNkuNhszIySk9eS"
@@ -160,7 +166,7 @@ def test_full_flow_sends_the_right_requests_and_returns_the_tokens(
     assert response.refresh_token == REFRESH_TOKEN
     assert response.id_token == ID_TOKEN
     assert response.expires_in == 3600
-    assert response.nonce is None  # the device grant has no nonce
+    assert response.nonce_check is NonceCheck.NOT_IN_PROTOCOL  # the device grant has none
 
     path, form, headers = provider.seen[0]
     assert path == "/device"

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from exls_core.plugin import FlowRequest, TokenResponse
+from exls_core.plugin import FlowRequest, NonceCheck, TokenResponse
 from exls_flows_device import authorization, display, poller
 
 if TYPE_CHECKING:
@@ -37,7 +37,8 @@ def run(
                 on_problem=countdown.problem,
                 redact=[code.device_code],
             )
-    return TokenResponse.from_json(body, nonce=None)  # the device grant carries no nonce
+    # RFC 8628 has no authorization request to carry a nonce: say so, or core requires one.
+    return TokenResponse.from_json(body, nonce_check=NonceCheck.NOT_IN_PROTOCOL)
 
 
 def token_poster(

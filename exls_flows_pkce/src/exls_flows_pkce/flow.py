@@ -78,7 +78,7 @@ def run(
                 redirect_uri=listener.redirect_uri,
                 timeout=request.http_timeout,
             )
-            response = TokenResponse.from_json(token, nonce=request.nonce)
+            response = TokenResponse.from_json(token)  # core requires request.nonce in it
             if request.check_tokens is not None:
                 request.check_tokens(response)  # the page must not say "signed in" too early
         except ExlsError as exc:  # FlowFailed, or core refusing the ID token

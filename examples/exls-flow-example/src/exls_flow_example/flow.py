@@ -13,6 +13,7 @@ from exls_core.plugin import (
     FlowFailed,
     FlowRequest,
     FlowUnavailable,
+    NonceCheck,
     TokenResponse,
     hookimpl,
 )
@@ -57,4 +58,7 @@ def exls_flow_run(request: FlowRequest) -> TokenResponse:
     if answer.status_code != 200:
         error = body.get("error", "unknown_error") if isinstance(body, dict) else "unknown_error"
         raise FlowFailed(f"The identity provider refused the imported token ({error}).")
-    return TokenResponse.from_json(body)
+    # A refresh_token grant has no authorization request, hence no nonce of this login: the
+    # refreshed ID token carries the original login's nonce or none (OpenID Connect Core
+    # 12.2). Saying so is required; without it core insists on request.nonce and refuses.
+    return TokenResponse.from_json(body, nonce_check=NonceCheck.NOT_IN_PROTOCOL)

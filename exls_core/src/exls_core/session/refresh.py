@@ -175,7 +175,7 @@ def post_refresh(
     import requests
 
     from exls_core.http import describe_network_error, new_session, read_json
-    from exls_core.plugin import TokenResponse
+    from exls_core.plugin import NonceCheck, TokenResponse
 
     data = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id}
     kept = "Your session was kept; try again."
@@ -198,7 +198,8 @@ def post_refresh(
     if response.status_code == 200:
         if not isinstance(body, dict):
             raise ExlsError("Could not refresh the session: the token response is not an object.")
-        return TokenResponse.from_json(body)
+        # Core validates a refreshed ID token itself (no nonce in a refresh, see _refresh).
+        return TokenResponse.from_json(body, nonce_check=NonceCheck.NOT_IN_PROTOCOL)
     error = body.get("error") if isinstance(body, dict) else None
     if error == "invalid_grant":
         raise InvalidGrant()
