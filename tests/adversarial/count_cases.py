@@ -82,7 +82,8 @@ KINDS: dict[str, tuple[str, str]] = {
     ),
     "keyring": (
         "keyring faults through the CLI and in-process: unavailable, locked, cannot start, "
-        "hangs, fails on the Nth write, corrupted/truncated/bytes values",
+        "hangs, a commit write that times out and lands later, fails on the Nth write, "
+        "corrupted/truncated/bytes values",
         "`Failed to store/load token` + the fix, bounded time, previous session intact",
     ),
     "secrets": (

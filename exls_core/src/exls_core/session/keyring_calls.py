@@ -2,6 +2,9 @@
 
 Each call runs in a daemon thread and is abandoned after EXLS_KEYRING_TIMEOUT seconds
 (10 by default): a Secret Service that never answers must not freeze ``exls auth token``.
+An abandoned call cannot be cancelled and may still complete later (a write may land), so
+after the first timeout this process makes no keyring call at all: a second write could race
+the first, and a read could see either.
 ``keyring`` itself is imported inside the thread too, because choosing a backend can block;
 the first call of a :class:`Keyring` chooses the backend in the same thread as its operation
 (one thread, one time limit), so ``exls auth token`` makes one bounded call in all.
@@ -30,6 +33,14 @@ class KeyringFailure(Exception):
     def __init__(self, cause: str) -> None:
         super().__init__(cause)
         self.cause = cause
+
+
+class KeyringTimeout(KeyringFailure):
+    """A call outlived the limit; it still runs and may complete later. Never retry it."""
+
+
+# Set by the first timeout: from then on this process refuses every keyring call.
+_stalled: str | None = None
 
 
 def fix_hint() -> str:
@@ -75,6 +86,9 @@ def _describe(exc: Exception) -> str:
 
 def bounded(fn: Callable[[], T], limit: float | None = None) -> T:
     """Run fn in a daemon thread; KeyringFailure when it fails or outlives the limit."""
+    global _stalled
+    if _stalled is not None:
+        raise KeyringFailure(_stalled)
     limit = timeout() if limit is None else limit
     outcome: list[tuple[bool, Any]] = []
 
@@ -88,7 +102,11 @@ def bounded(fn: Callable[[], T], limit: float | None = None) -> T:
     worker.start()
     worker.join(limit)
     if not outcome:
-        raise KeyringFailure(f"the keyring did not answer within {limit:g} s")
+        _stalled = (
+            f"the keyring did not answer within {limit:g} s; "
+            "exls makes no more keyring calls in this run"
+        )
+        raise KeyringTimeout(_stalled)
     ok, value = outcome[0]
     if ok:
         return value  # type: ignore[no-any-return]

@@ -30,6 +30,7 @@ from exls_core.session import chunks
 from exls_core.session.keyring_calls import (
     Keyring,
     KeyringFailure,
+    KeyringTimeout,
     backend_name,
     fix_hint,
     is_disabled,
@@ -190,6 +191,8 @@ class SessionStore:
         pointer = chunks.make_pointer(target, text, pieces, hot.to_dict() if hot else None)
         try:
             self.keyring.set(POINTER, pointer.encode())
+        except KeyringTimeout:
+            raise  # it may still land: a second pointer write would race it
         except KeyringFailure:
             if pointer.hot is None:
                 raise
