@@ -10,6 +10,7 @@ folder and tests/session on PYTHONPATH) and ``EXLS_TEST_KEYRING_DIR``; the fault
 ``fail-write=N``  the Nth write (set or delete) of this process and all later ones fail
 ``hang-set=NAME`` the first write of entry NAME blocks for EXLS_TEST_KEYRING_HANG seconds,
                   then lands (a call that outlives exls's timeout and completes later)
+``hang-if=REGEX`` the same for the first write of a value that matches REGEX
 ``corrupt``       reads return the stored value with characters in its middle altered
 ``truncate``      reads return the first half of the stored value
 ``bytes``         reads return bytes instead of text
@@ -22,6 +23,7 @@ so a test sees the calls a process attempted, even those it abandoned.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -95,7 +97,11 @@ class FaultyKeyring(FileKeyring):
     def set_password(self, service: str, username: str, password: str) -> None:
         self._log("set", username)
         self._enter()
-        if self.fault == f"hang-set={username}" and not self.hung:
+        kind, _, argument = self.fault.partition("=")
+        if not self.hung and (
+            (kind == "hang-set" and argument == username)
+            or (kind == "hang-if" and re.search(argument, password))
+        ):
             self.hung = True
             RELEASE.wait(float(os.environ.get(HANG_ENV, "30")))
         self._write()

@@ -68,8 +68,10 @@ KINDS: dict[str, tuple[str, str]] = {
     ),
     "refresh": (
         "refresh lies: invalid_grant (with and without a newer login), 500, HTML, non-JSON, "
-        "huge, hang, reset, another `sub`, bad ID token, no access_token, 307",
-        "invalid_grant: session removed only if unchanged; otherwise exit 1, session kept",
+        "huge, hang, reset, another `sub`, bad ID token, JWKS down or keyring hanging after "
+        "the rotation, no access_token, 307",
+        "invalid_grant or another identity: session removed (invalid_grant only if unchanged); "
+        "otherwise exit 1, session kept (with the rotated refresh token)",
     ),
     "listener": (
         "hostile local callers against the PKCE loopback listener: paths, states, repeats, "

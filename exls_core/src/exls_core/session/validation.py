@@ -15,9 +15,12 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exls_core.errors import ExlsError
+
+if TYPE_CHECKING:
+    from exls_core.session.model import Session
 
 ALLOWED_ALGORITHMS = (
     *("RS256", "RS384", "RS512"),
@@ -236,3 +239,20 @@ def validate_id_token(
         if not hmac.compare_digest(sent.encode(), nonce.encode()):
             raise IdTokenRejected("nonce mismatch")
     return claims
+
+
+class IdentityChanged(IdTokenRejected):
+    """A refreshed ID token, valid in itself, names another identity than the login's."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"{what} changed on refresh",
+            hint="The identity provider now answers for another identity, so the stored "
+            'session was removed: run "exls login".',
+        )
+
+
+def check_same_identity(claims: dict[str, Any], session: Session) -> None:
+    """OpenID Connect Core 12.2: a refreshed ID token names the login's identity."""
+    if claims["sub"] != session.subject:
+        raise IdentityChanged("subject")
