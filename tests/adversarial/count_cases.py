@@ -37,7 +37,8 @@ KINDS: dict[str, tuple[str, str]] = {
     ),
     "mix_up": (
         "discovery `issuer` not the configured one; authorization response `iss` wrong or "
-        "missing (RFC 9207); a redirect with a forged state",
+        "missing (RFC 9207); a redirect with a forged state; another issuer called the "
+        "exalsius login page",
         "exit 1 naming the mismatch, nothing stored",
     ),
     "discovery": (
@@ -53,7 +54,7 @@ KINDS: dict[str, tuple[str, str]] = {
     ),
     "token_endpoint": (
         "token endpoint at login (device code and PKCE): 500, HTML, non-JSON, no access_token, "
-        "token_type not Bearer, several MB, hang, reset, 307 to another host",
+        "token_type not Bearer, several MB, hang, reset, 307 to another host; expires_in 0",
         "exit 1 with the reason, nothing stored, no secret sent elsewhere",
     ),
     "device_flow": (
@@ -68,8 +69,8 @@ KINDS: dict[str, tuple[str, str]] = {
     ),
     "refresh": (
         "refresh lies: invalid_grant (with and without a newer login), 500, HTML, non-JSON, "
-        "huge, hang, reset, another `sub`, bad ID token, JWKS down or keyring hanging after "
-        "the rotation, no access_token, 307",
+        "huge, hang, reset, another `sub`/`aud`/`azp`, bad ID token, JWKS down or keyring "
+        "hanging after the rotation, no access_token, 307",
         "invalid_grant or another identity: session removed (invalid_grant only if unchanged); "
         "otherwise exit 1, session kept (with the rotated refresh token)",
     ),
@@ -85,12 +86,13 @@ KINDS: dict[str, tuple[str, str]] = {
     "keyring": (
         "keyring faults through the CLI and in-process: unavailable, locked, cannot start, "
         "hangs, a commit write that times out and lands later, fails on the Nth write, "
-        "corrupted/truncated/bytes values",
+        "corrupted/truncated/bytes values, disabled (null)",
         "`Failed to store/load token` + the fix, bounded time, previous session intact",
     ),
     "secrets": (
         "secrets hygiene: login (device and PKCE), refresh, logout under `python -X dev`, "
-        "warnings on and DEBUG logging; every file and stream searched",
+        "warnings on and DEBUG logging; every file and stream searched; the chunk pointer's "
+        "repr; an API key in the SSO routes URL",
         "zero hits for any token, code, device code or verifier",
     ),
     "control": (

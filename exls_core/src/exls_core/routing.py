@@ -98,6 +98,16 @@ ENDPOINT_TIMEOUT = 5.0  # seconds at most: routing must never make login feel st
 DEFAULT_PAGE = "the exalsius login page"
 
 
+def _default_page(settings: Settings) -> str:
+    """Where a login without SSO goes: the configured issuer's own page."""
+    from exls_core.config import DEFAULT_ISSUER
+
+    if settings.issuer == DEFAULT_ISSUER:
+        return DEFAULT_PAGE
+    host = urlsplit(settings.issuer).hostname or settings.issuer
+    return f"the login page of {host}"
+
+
 @dataclass(frozen=True)
 class Route:
     """Where this login goes: vetted extra authorization parameters and the line to announce."""
@@ -230,11 +240,16 @@ def _cache_path(url: str, domain: str, cache: Path | None) -> Path:
 _MISS = object()
 
 
+def _url_digest(url: str) -> str:
+    """What the cache keeps of the routes URL: its query may carry an API key."""
+    return hashlib.sha256(url.encode()).hexdigest()
+
+
 def _read_cache(path: Path, url: str, domain: str, ttl: float, now: float) -> Any:
     """The cached route (None for a cached "no SSO"), or _MISS."""
     try:
         entry = json.loads(path.read_text(encoding="utf-8"))
-        if entry["url"] != url or entry["domain"] != domain:
+        if entry["url_sha256"] != _url_digest(url) or entry["domain"] != domain:
             return _MISS
         age = now - float(entry["fetched_at"])
         if not 0 <= age < ttl:
@@ -246,7 +261,7 @@ def _read_cache(path: Path, url: str, domain: str, ttl: float, now: float) -> An
 
 def _write_cache(path: Path, url: str, domain: str, route: SSORoute | None, now: float) -> None:
     answer = {"name": route.name, "params": dict(route.params)} if route else {}
-    entry = {"url": url, "domain": domain, "fetched_at": now, "answer": answer}
+    entry = {"url_sha256": _url_digest(url), "domain": domain, "fetched_at": now, "answer": answer}
     write_json_quietly(path, entry)  # a read-only cache only costs a request next time
 
 
@@ -338,7 +353,7 @@ def _find(
             url, domain, timeout=timeout, ttl=settings.sso_routes_ttl, clock=clock
         )
     except RouteLookupError as exc:
-        warn(f"cannot look up SSO for {domain}: {exc.message}; using {DEFAULT_PAGE}")
+        warn(f"cannot look up SSO for {domain}: {exc.message}; using {_default_page(settings)}")
         return _Answer(failed=True)
     return _Answer(route, f"the routing endpoint {_shown_url(url)}")
 
@@ -376,10 +391,11 @@ def resolve_route(
         name = _display_name(answer.route.name, shown)
         where = f"{shown}, {org}" if org else shown
         return Route(params, f"Signing in with {name} ({where})", name, answer.source)
+    page = _default_page(settings)
     if answer.failed:
-        text = f"Could not look up SSO for {shown}: using {DEFAULT_PAGE}"
+        text = f"Could not look up SSO for {shown}: using {page}"
     elif answer.route is not None and answer.route.params:
-        text = f"Cannot use the SSO route for {shown}: using {DEFAULT_PAGE}"
+        text = f"Cannot use the SSO route for {shown}: using {page}"
     else:
-        text = f"{shown} has no SSO configured: using {DEFAULT_PAGE}"
+        text = f"{shown} has no SSO configured: using {page}"
     return Route(params, f"{text} ({org})" if org else text, None, answer.source)

@@ -35,6 +35,22 @@ class KeyringFailure(Exception):
         self.cause = cause
 
 
+class KeyringDisabled(KeyringFailure):
+    """keyring's null backend: it accepts everything and stores nothing."""
+
+
+DISABLED_HINT = (
+    "The keyring is turned off (keyring --disable, or PYTHON_KEYRING_BACKEND="
+    "keyring.backends.null.Keyring): remove that setting from keyring's config file or the "
+    "environment, or choose a backend that stores secrets."
+)
+
+
+def hint_for(failure: KeyringFailure) -> str:
+    """What to do about this failure."""
+    return DISABLED_HINT if isinstance(failure, KeyringDisabled) else fix_hint()
+
+
 class KeyringTimeout(KeyringFailure):
     """A call outlived the limit; it still runs and may complete later. Never retry it."""
 

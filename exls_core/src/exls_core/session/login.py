@@ -6,7 +6,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from exls_core.session.model import DEFAULT_LIFETIME, Session
+from exls_core.session.model import Session, expiry
 from exls_core.session.store import SessionStore
 from exls_core.session.validation import (
     IdTokenRejected,
@@ -91,7 +91,7 @@ def complete_login(
         issuer=request.issuer,
         client_id=request.client_id,
         access_token=response.access_token,
-        expires_at=now + (response.expires_in or DEFAULT_LIFETIME),
+        expires_at=expiry(now, response.expires_in),
         refresh_token=response.refresh_token,
         id_token=response.id_token,
         scopes=tuple(response.scope.split()) if response.scope else tuple(request.scopes),

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from exls_core.errors import ExlsError
-from exls_core.session.model import DEFAULT_LIFETIME, HotRecord, Session
+from exls_core.session.model import HotRecord, Session, expiry
 from exls_core.session.store import SessionStore, StoreError
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ def _refresh(settings: Settings, store: SessionStore, session: Session, clock: C
     email = claims.get("email")
     refreshed = session.with_tokens(
         access_token=response.access_token,
-        expires_at=clock() + (response.expires_in or DEFAULT_LIFETIME),
+        expires_at=expiry(clock(), response.expires_in),
         refresh_token=response.refresh_token or session.refresh_token,
         id_token=response.id_token or session.id_token,
         email=email if isinstance(email, str) and email else session.email,
