@@ -234,7 +234,6 @@ def post_refresh(
     from exls_core.plugin import NonceCheck, TokenResponse
 
     data = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id}
-    kept = KEPT
     try:
         with new_session(timeout) as http:
             response = http.post(
@@ -249,7 +248,7 @@ def post_refresh(
     except requests.RequestException as exc:
         raise ExlsError(
             f"Could not refresh the session: {describe_network_error(exc, token_endpoint)}.",
-            hint=kept,
+            hint=KEPT,
         ) from None
     if response.status_code == 200:
         if not isinstance(body, dict):
@@ -263,5 +262,5 @@ def post_refresh(
     raise ExlsError(
         "Could not refresh the session: the identity provider answered "
         f"HTTP {response.status_code}{detail}.",
-        hint=kept,
+        hint=KEPT,
     )
