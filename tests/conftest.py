@@ -32,8 +32,8 @@ def _private_dirs(
     for name in list(os.environ):
         if name.startswith("EXLS_"):
             monkeypatch.delenv(name)
-    # A keyring timeout stops keyring calls for the rest of the process: here, of the test.
-    monkeypatch.setattr("exls_core.session.keyring_calls._stalled", None)
+    # A system keyring timeout stops its calls for the rest of the process: here, the test.
+    monkeypatch.setattr("exls_core.session.keyring_calls._system_stalled", None)
 
 
 @pytest.hookimpl(hookwrapper=True)
