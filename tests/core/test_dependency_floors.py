@@ -53,7 +53,12 @@ SAFE_FLOORS: dict[str, tuple[str, str]] = {
         "3.20.3",
         "CVE-2025-68146 (<3.20.1: lock file creation follows symlinks), CVE-2026-22701",
     ),
-    "click": ("8.3.3", "CVE-2026-7246 (<8.3.3: command injection in click.edit)"),
+    "click": (
+        "8.4.0",
+        "CVE-2026-7246 (<8.3.3: command injection in click.edit); and 8.3.3's click.prompt "
+        "(err=True) writes the prompt's last character to stdout, data's channel "
+        "(tests/routing/test_email_prompt.py fails with it)",
+    ),
     "oauthlib": ("3.2.2", "CVE-2022-36087 (<3.2.1: redirect URI validation DoS)"),
 }
 # Searched, no advisory known against the declared floor (exls-core is ours).
