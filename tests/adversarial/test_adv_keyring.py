@@ -106,7 +106,7 @@ def late_commit_scenario(idp: LyingIdP, root: Path, name: str) -> tuple[Run, lis
         EXLS_TEST_KEYRING_FAULT="hang-set=session",  # held 120 s, then it would land
         EXLS_TEST_KEYRING_HANG="120",
         EXLS_TEST_KEYRING_LOG=str(log),
-        EXLS_KEYRING_TIMEOUT="3",  # not tight: starting the keyring takes a while when loaded
+        EXLS_KEYRING_TIMEOUT="10",  # the default: starting a keyring takes seconds when loaded
     )
     result = box.exls(*COMMANDS["login"], env=env)
     run = Run(tenant, box, before, result, box.keyring(), box.status())
@@ -254,7 +254,7 @@ def test_a_write_that_timed_out_is_never_retried(
     run, calls = outcomes[name]
     assert (run.result.rc, run.result.out) == (1, ""), run.result
     assert run.result.err.splitlines()[-2:] == [
-        f"Error: Failed to store token: {UNUSABLE['hang'].replace('1 s', '3 s')}",
+        f"Error: Failed to store token: {UNUSABLE['hang'].replace('1 s', '10 s')}",
         fix_hint(),
     ], run.result
     # The pointer write is the last call: no second pointer write to race the first one.

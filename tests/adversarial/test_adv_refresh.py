@@ -108,10 +108,10 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, str], str, str | None]] = {
     ),
 }
 EXPIRED = 'Your session has expired. Run "exls login".'
-STALLED = "the keyring did not answer within 3 s; exls makes no more keyring calls in this run"
+STALLED = "the keyring did not answer within 10 s; exls makes no more keyring calls in this run"
 HANGING_KEYRING = {  # a write hangs past exls's timeout (for 30 s, then it would land)
     "PYTHON_KEYRING_BACKEND": FAULTY_KEYRING,
-    "EXLS_KEYRING_TIMEOUT": "3",  # not tight: starting the keyring takes a while when loaded
+    "EXLS_KEYRING_TIMEOUT": "10",  # the default: starting a keyring takes seconds when loaded
     "EXLS_TEST_KEYRING_HANG": "120",
 }
 CLOCK = "Check that this computer's clock is correct, then run exls login again."
