@@ -59,7 +59,15 @@ def tests(session: nox.Session) -> None:
 def install_matrix(session: nox.Session) -> None:
     """Real installs: full, headless-only, a third-party plugin, a broken plugin."""
     install_exls(session, *DEV, "uv")
-    session.run("pytest", "-m", "install", "tests/install", "tests/routing", *session.posargs)
+    session.run(
+        "pytest",
+        "-m",
+        "install",
+        "tests/install",
+        "tests/routing",
+        "tests/adversarial/test_adv_plugin_nonce.py",
+        *session.posargs,
+    )
 
 
 @nox.session

@@ -7,6 +7,16 @@ from pathlib import Path
 
 import pytest
 
+try:
+    from hypothesis import settings
+except ImportError:  # the e2e session does not install it
+    pass
+else:
+    # No wall-clock bound on a loaded 2-core machine: hypothesis's 200 ms deadline per
+    # example failed tests/session's store properties while adversarial scenarios ran.
+    settings.register_profile("exls", deadline=None)
+    settings.load_profile("exls")
+
 
 @pytest.fixture(autouse=True)
 def _private_dirs(
@@ -22,6 +32,8 @@ def _private_dirs(
     for name in list(os.environ):
         if name.startswith("EXLS_"):
             monkeypatch.delenv(name)
+    # A system keyring timeout stops its calls for the rest of the process: here, the test.
+    monkeypatch.setattr("exls_core.session.keyring_calls._system_stalled", None)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -8,16 +8,22 @@ folder and tests/session on PYTHONPATH) and ``EXLS_TEST_KEYRING_DIR``; the fault
 ``init``          every call raises InitError (a backend that cannot start)
 ``hang``          every call blocks for EXLS_TEST_KEYRING_HANG seconds (default 30)
 ``fail-write=N``  the Nth write (set or delete) of this process and all later ones fail
+``hang-set=NAME`` the first write of entry NAME blocks for EXLS_TEST_KEYRING_HANG seconds,
+                  then lands (a call that outlives exls's timeout and completes later)
+``hang-if=REGEX`` the same for the first write of a value that matches REGEX
 ``corrupt``       reads return the stored value with characters in its middle altered
 ``truncate``      reads return the first half of the stored value
 ``bytes``         reads return bytes instead of text
 
-Without a fault it behaves exactly like ``exls_test_filekeyring.FileKeyring``.
+Without a fault it behaves exactly like ``exls_test_filekeyring.FileKeyring``. With
+``EXLS_TEST_KEYRING_LOG`` set, every call is first appended to that file (``set session``),
+so a test sees the calls a process attempted, even those it abandoned.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -27,6 +33,7 @@ from keyring.errors import InitError, KeyringLocked, PasswordSetError
 
 FAULT_ENV = "EXLS_TEST_KEYRING_FAULT"
 HANG_ENV = "EXLS_TEST_KEYRING_HANG"
+LOG_ENV = "EXLS_TEST_KEYRING_LOG"
 RELEASE = threading.Event()  # in-process tests set it to end abandoned hanging calls
 
 
@@ -49,6 +56,13 @@ class FaultyKeyring(FileKeyring):
         super().__init__()  # type: ignore[no-untyped-call]
         self.fault = os.environ.get(FAULT_ENV, "") if fault is None else fault
         self.writes = 0
+        self.hung = False
+
+    def _log(self, operation: str, username: str) -> None:
+        path = os.environ.get(LOG_ENV)
+        if path:
+            with open(path, "a", encoding="utf-8") as log:
+                log.write(f"{operation} {username}\n")
 
     def _enter(self) -> None:
         if self.fault == "locked":
@@ -65,6 +79,7 @@ class FaultyKeyring(FileKeyring):
             raise PasswordSetError(f"write {self.writes} refused (injected)")
 
     def get_password(self, service: str, username: str) -> Any:
+        self._log("get", username)
         self._enter()
         value = super().get_password(service, username)
         if value is None:
@@ -80,11 +95,20 @@ class FaultyKeyring(FileKeyring):
         return value
 
     def set_password(self, service: str, username: str, password: str) -> None:
+        self._log("set", username)
         self._enter()
+        kind, _, argument = self.fault.partition("=")
+        if not self.hung and (
+            (kind == "hang-set" and argument == username)
+            or (kind == "hang-if" and re.search(argument, password))
+        ):
+            self.hung = True
+            RELEASE.wait(float(os.environ.get(HANG_ENV, "30")))
         self._write()
         super().set_password(service, username, password)
 
     def delete_password(self, service: str, username: str) -> None:
+        self._log("delete", username)
         self._enter()
         self._write()
         super().delete_password(service, username)

@@ -27,7 +27,8 @@ KINDS: dict[str, tuple[str, str]] = {
         "exit 1, `ID token rejected: <check>`, keyring unchanged, previous session shown",
     ),
     "nonce": (
-        "nonce missing or wrong: in-process `complete_login` and the PKCE flow through the CLI",
+        "nonce missing or wrong: in-process `complete_login`, the PKCE flow through the CLI, "
+        "and a third-party flow plugin (a real installed distribution) that never sends it",
         "`nonce missing` / `nonce mismatch`, nothing stored",
     ),
     "key_rotation": (
@@ -36,12 +37,13 @@ KINDS: dict[str, tuple[str, str]] = {
     ),
     "mix_up": (
         "discovery `issuer` not the configured one; authorization response `iss` wrong or "
-        "missing (RFC 9207); a redirect with a forged state",
+        "missing (RFC 9207); a redirect with a forged state; another issuer called the "
+        "exalsius login page",
         "exit 1 naming the mismatch, nothing stored",
     ),
     "discovery": (
         "discovery document faults: HTTP 500, HTML, not an object, huge, hang, reset, "
-        "plain-http endpoints, missing endpoints",
+        "plain-http endpoints (also on loopback for a remote https issuer), missing endpoints",
         "exit 1 before any flow starts, nothing stored",
     ),
     "jwks": (
@@ -52,7 +54,7 @@ KINDS: dict[str, tuple[str, str]] = {
     ),
     "token_endpoint": (
         "token endpoint at login (device code and PKCE): 500, HTML, non-JSON, no access_token, "
-        "token_type not Bearer, several MB, hang, reset, 307 to another host",
+        "token_type not Bearer, several MB, hang, reset, 307 to another host; expires_in 0",
         "exit 1 with the reason, nothing stored, no secret sent elsewhere",
     ),
     "device_flow": (
@@ -67,8 +69,10 @@ KINDS: dict[str, tuple[str, str]] = {
     ),
     "refresh": (
         "refresh lies: invalid_grant (with and without a newer login), 500, HTML, non-JSON, "
-        "huge, hang, reset, another `sub`, bad ID token, no access_token, 307",
-        "invalid_grant: session removed only if unchanged; otherwise exit 1, session kept",
+        "huge, hang, reset, another `sub`/`aud`/`azp`, bad ID token, JWKS down or keyring "
+        "hanging after the rotation, no access_token, 307",
+        "invalid_grant or another identity: session removed (invalid_grant only if unchanged); "
+        "otherwise exit 1, session kept (with the rotated refresh token)",
     ),
     "listener": (
         "hostile local callers against the PKCE loopback listener: paths, states, repeats, "
@@ -81,12 +85,14 @@ KINDS: dict[str, tuple[str, str]] = {
     ),
     "keyring": (
         "keyring faults through the CLI and in-process: unavailable, locked, cannot start, "
-        "hangs, fails on the Nth write, corrupted/truncated/bytes values",
+        "hangs, a commit write that times out and lands later, fails on the Nth write, "
+        "corrupted/truncated/bytes values, disabled (null)",
         "`Failed to store/load token` + the fix, bounded time, previous session intact",
     ),
     "secrets": (
         "secrets hygiene: login (device and PKCE), refresh, logout under `python -X dev`, "
-        "warnings on and DEBUG logging; every file and stream searched",
+        "warnings on and DEBUG logging; every file and stream searched; the chunk pointer's "
+        "repr; an API key in the SSO routes URL",
         "zero hits for any token, code, device code or verifier",
     ),
     "control": (

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -280,6 +281,8 @@ class LyingIdP:
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
+        self._front: TlsFront | None = None
+        self._front_lock = threading.Lock()
 
     def __enter__(self) -> LyingIdP:
         self._thread.start()
@@ -287,8 +290,17 @@ class LyingIdP:
 
     def __exit__(self, *exc: object) -> None:
         self.release.set()
+        if self._front is not None:
+            self._front.close()
         self._server.shutdown()
         self._server.server_close()
+
+    def tls_front(self, directory: Path) -> TlsFront:
+        """This provider as the https host REMOTE_HOST (through a proxy); see TlsFront."""
+        with self._front_lock:
+            if self._front is None:
+                self._front = TlsFront(self._server.server_address[1], directory)
+            return self._front
 
     def tenant(self, name: str, **config: Any) -> Tenant:
         if name in self.tenants:
@@ -558,3 +570,101 @@ def _call_back(tenant: Tenant, redirect_uri: str, params: dict[str, str]) -> Non
         tenant.callback_replies.append((0, f"{type(exc).__name__}: {exc}"))
     finally:
         connection.close()
+
+
+# --- a remote https issuer --------------------------------------------------------------------
+
+REMOTE_HOST = "idp.example"  # reserved (RFC 2606): never resolved, only named through the proxy
+
+
+class TlsFront:
+    """The lying provider as ``https://idp.example``: an issuer exls must treat as remote.
+
+    exls reaches it the way it reaches any provider behind a corporate proxy: with
+    ``HTTPS_PROXY`` pointing here and ``REQUESTS_CA_BUNDLE`` at a throw-away CA. This proxy
+    answers ``CONNECT idp.example:443``, terminates TLS with a certificate for that name and
+    relays the plain HTTP to the provider on 127.0.0.1. Nothing leaves the machine.
+    """
+
+    def __init__(self, backend_port: int, directory: Path) -> None:
+        import ssl
+
+        import trustme
+
+        ca = trustme.CA()
+        directory.mkdir(parents=True, exist_ok=True)
+        self.ca_path = directory / "tls-front-ca.pem"
+        ca.cert_pem.write_to_path(str(self.ca_path))
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ca.issue_cert(REMOTE_HOST).configure_cert(self._context)
+        self._backend_port = backend_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self.proxy = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._closed = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._accepting = threading.Thread(target=self._accept, name="tls-front", daemon=True)
+        self._accepting.start()
+
+    def env(self) -> dict[str, str]:
+        """What exls needs to reach https://idp.example through this proxy."""
+        return {"HTTPS_PROXY": self.proxy, "REQUESTS_CA_BUNDLE": str(self.ca_path)}
+
+    def close(self) -> None:
+        self._closed.set()
+        self._accepting.join(5)
+        for thread in self._threads:
+            thread.join(5)
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            thread = threading.Thread(target=self._tunnel, args=(client,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _tunnel(self, client: socket.socket) -> None:
+        with client:
+            client.settimeout(10)
+            head = b""
+            while b"\r\n\r\n" not in head and len(head) < 8192:
+                chunk = client.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            if not head.startswith(f"CONNECT {REMOTE_HOST}:443 ".encode()):
+                client.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                return
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            try:
+                secure = self._context.wrap_socket(client, server_side=True)
+            except OSError:
+                return
+            with secure, socket.create_connection(("127.0.0.1", self._backend_port)) as plain:
+                self._relay(secure, plain)
+
+    def _relay(self, secure: Any, plain: socket.socket) -> None:
+        """Copy bytes both ways until either side closes (one thread, no TLS races)."""
+        import selectors
+
+        with selectors.DefaultSelector() as selector:
+            selector.register(secure, selectors.EVENT_READ, plain)
+            selector.register(plain, selectors.EVENT_READ, secure)
+            while not self._closed.is_set():
+                for key, _ in selector.select(0.1):
+                    source: Any = key.fileobj
+                    try:
+                        data = source.recv(65536)
+                        while source is secure and secure.pending():  # TLS buffers records
+                            data += secure.recv(secure.pending())
+                    except OSError:
+                        return
+                    if not data:
+                        return
+                    key.data.sendall(data)

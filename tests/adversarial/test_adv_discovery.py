@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from adv_kit import Outcome, Outcomes, Scenarios, assert_clean_rejection, login_scenario
-from lying_idp import HTTP_500, Fault, LyingIdP
+from lying_idp import HTTP_500, REMOTE_HOST, Fault, LyingIdP
 
 EVIL = "https://evil.example"
 HANG_ENV = {"EXLS_AUTH_HTTP_TIMEOUT": "1"}
@@ -91,6 +91,10 @@ DISCOVERY: dict[str, tuple[dict[str, Any], str]] = {
         {"discovery_extra": {"token_endpoint": "http://evil.example/token"}},
         "The identity provider's token_endpoint is not https: http://evil.example/token",
     ),
+    "plain-http-loopback-endpoints-of-a-remote-https-issuer": (
+        {"remote_https": True},
+        "The identity provider's authorization_endpoint is not https: http://127.0.0.1:",
+    ),
     "plain-http-jwks-uri": (
         {"discovery_extra": {"jwks_uri": "http://evil.example/jwks"}},
         "The identity provider's jwks_uri is not https: http://evil.example/jwks",
@@ -123,6 +127,17 @@ def scenario(idp: LyingIdP, root: Any, name: str, config: dict[str, Any]) -> Out
         key: value.format(issuer=issuer) if isinstance(value, str) else value
         for key, value in extra.items()
     }
+    remote = config.pop("remote_https", None)
+    if remote is not None:  # the issuer is https://idp.example, reached through a proxy
+        front = idp.tls_front(root)
+        issuer = f"https://{REMOTE_HOST}/t/{name}"
+        config["discovery_extra"]["issuer"] = issuer
+        if remote == "https-endpoints":
+            config["discovery_extra"] |= {
+                key: f"{issuer}/{path}" for key, path in REMOTE_ENDPOINTS.items()
+            }
+        config["id_token"] = lambda t, c: t.signer.sign(t.claims_for(c.get("nonce"), iss=issuer))
+        config["env"] = {**config.get("env", {}), **front.env(), "EXLS_AUTH_ISSUER": issuer}
     if config.get("discovery_fault") == "redirect-to-decoy":
         decoy = idp.tenant(f"{name}-decoy")
         config["discovery_fault"] = Fault.redirect(
@@ -131,15 +146,28 @@ def scenario(idp: LyingIdP, root: Any, name: str, config: dict[str, Any]) -> Out
     return login_scenario(idp, root, name, **config)
 
 
-def scenarios(idp: LyingIdP, root: Path) -> Scenarios:
-    cases = MIX_UP | DISCOVERY | {"rfc9207-iss-correct-and-advertised": (ADVERTISED, "")}
-    return {name: partial(scenario, idp, root, name, config) for name, (config, _) in cases.items()}
-
-
-ADVERTISED: dict[str, Any] = {
-    "flow": "pkce",
-    "discovery_extra": {"authorization_response_iss_parameter_supported": True},
+REMOTE_ENDPOINTS = {
+    "authorization_endpoint": "authorize",
+    "token_endpoint": "token",
+    "device_authorization_endpoint": "device",
+    "revocation_endpoint": "revoke",
+    "jwks_uri": "jwks",
 }
+CONTROLS: dict[str, tuple[dict[str, Any], str]] = {
+    "rfc9207-iss-correct-and-advertised": (
+        {
+            "flow": "pkce",
+            "discovery_extra": {"authorization_response_iss_parameter_supported": True},
+        },
+        "",
+    ),
+    "remote-https-issuer-with-https-endpoints": ({"remote_https": "https-endpoints"}, ""),
+}
+
+
+def scenarios(idp: LyingIdP, root: Path) -> Scenarios:
+    cases = MIX_UP | DISCOVERY | CONTROLS
+    return {name: partial(scenario, idp, root, name, config) for name, (config, _) in cases.items()}
 
 
 def check(outcome: Outcome, expected: str) -> None:
@@ -163,8 +191,8 @@ def test_mix_up_is_refused(name: str, outcomes: Outcomes[Outcome]) -> None:
 
 
 @pytest.mark.attack("control")
-@pytest.mark.parametrize("name", ["rfc9207-iss-correct-and-advertised"])
-def test_the_right_iss_logs_in(name: str, outcomes: Outcomes[Outcome]) -> None:
+@pytest.mark.parametrize("name", CONTROLS)
+def test_an_honest_provider_logs_in(name: str, outcomes: Outcomes[Outcome]) -> None:
     outcome = outcomes[name]
     assert outcome.result.rc == 0, outcome.result
     assert outcome.logged_in_as_alice(), outcome.status

@@ -24,7 +24,7 @@ from adv_kit import EMAIL, FAULTY_KEYRING, PREVIOUS_EMAIL, Outcomes, Result, San
 from lying_idp import LyingIdP, Tenant
 
 from exls_core.session import CorruptedSession, Session, SessionStore, StoreError
-from exls_core.session.keyring_calls import Keyring, fix_hint
+from exls_core.session.keyring_calls import DISABLED_HINT, Keyring, fix_hint
 
 pytestmark = pytest.mark.attack("keyring")
 
@@ -45,7 +45,7 @@ UNUSABLE = {
     "fail": "no keyring backend is available",
     "locked": "the keyring is locked",
     "init": "the keyring could not start (cannot connect to the Secret Service bus)",
-    "hang": "the keyring did not answer within 1 s",
+    "hang": "the keyring did not answer within 1 s; exls makes no more keyring calls in this run",
 }
 
 
@@ -94,8 +94,32 @@ def scenario(idp: LyingIdP, root: Path, name: str, backend: str, fault: str, com
     return Run(tenant, box, before, result, box.keyring(), box.status())
 
 
+def late_commit_scenario(idp: LyingIdP, root: Path, name: str) -> tuple[Run, list[str]]:
+    """A login whose commit write (the pointer) outlives the timeout; the calls attempted."""
+    tenant = idp.tenant(name)
+    box = Sandbox(root / name, tenant)
+    box.seed()
+    before = box.keyring()
+    log = box.root / "keyring-calls.log"
+    env = box.env(
+        PYTHON_KEYRING_BACKEND=FAULTY_KEYRING,
+        EXLS_TEST_KEYRING_FAULT="hang-set=session",  # held 120 s, then it would land
+        EXLS_TEST_KEYRING_HANG="120",
+        EXLS_TEST_KEYRING_LOG=str(log),
+        EXLS_KEYRING_TIMEOUT="10",  # the default: starting a keyring takes seconds when loaded
+    )
+    result = box.exls(*COMMANDS["login"], env=env)
+    run = Run(tenant, box, before, result, box.keyring(), box.status())
+    return run, log.read_text(encoding="utf-8").splitlines()
+
+
 def scenarios(idp: LyingIdP, root: Path) -> Scenarios:
-    return {name: partial(scenario, idp, root, name, *case) for name, case in CASES.items()}
+    cases = {name: partial(scenario, idp, root, name, *case) for name, case in CASES.items()}
+    cases[LATE_COMMIT] = partial(late_commit_scenario, idp, root, LATE_COMMIT)
+    return cases
+
+
+LATE_COMMIT = "commit-write-times-out-login"
 
 
 def previous_intact(run: Run) -> bool:
@@ -223,14 +247,31 @@ def test_login_replaces_a_corrupted_session(name: str, outcomes: Outcomes[Run]) 
     assert rc == 0 and status is not None and status["email"] == EMAIL
 
 
+@pytest.mark.parametrize("name", [LATE_COMMIT])
+def test_a_write_that_timed_out_is_never_retried(
+    name: str, outcomes: Outcomes[tuple[Run, list[str]]]
+) -> None:
+    run, calls = outcomes[name]
+    assert (run.result.rc, run.result.out) == (1, ""), run.result
+    assert run.result.err.splitlines()[-2:] == [
+        f"Error: Failed to store token: {UNUSABLE['hang'].replace('1 s', '10 s')}",
+        fix_hint(),
+    ], run.result
+    # The pointer write is the last call: no second pointer write to race the first one.
+    assert calls.count("set session") == 1 and calls[-1] == "set session", calls
+    rc, status = run.healthy_status  # the new chunks were written, but never committed
+    assert rc == 0 and status is not None and status["email"] == PREVIOUS_EMAIL, status
+    assert run.result.elapsed < 60, run.result  # it did not wait for the write (120 s)
+
+
 @pytest.mark.parametrize("name", ["disabled-login"])
 def test_a_disabled_keyring_is_not_mistaken_for_storage(name: str, outcomes: Outcomes[Run]) -> None:
     run = outcomes[name]
     assert (run.result.rc, run.result.out) == (1, ""), run.result
     assert run.result.err.splitlines()[-2:] == [
         "Error: Failed to store token: the keyring is disabled (keyring.backends.null)",
-        fix_hint(),
-    ]
+        DISABLED_HINT,  # not the Secret Service advice: nothing is broken, it is turned off
+    ], run.result
     assert previous_intact(run)
     assert run.tenant.hits["device"] == 0
 
@@ -284,6 +325,32 @@ def test_in_process_every_write_position_keeps_one_whole_session(
     assert loaded.email == ("new@example.com" if committed else "old@example.com")
     if n <= 8:  # one of the eight new chunks: certainly before the commit
         assert not committed
+
+
+def test_in_process_after_a_timeout_no_keyring_call_is_made(
+    stores: tuple[Path, SessionStore], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    directory, healthy = stores
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv("EXLS_TEST_KEYRING_DIR", str(directory))
+    monkeypatch.setenv("EXLS_TEST_KEYRING_LOG", str(log))
+    monkeypatch.setenv("EXLS_KEYRING_TIMEOUT", "2")  # not tight: other calls must make it
+    healthy.save(make("old@example.com", 1500))
+    faulty = SessionStore(Keyring(FaultyKeyring("hang-set=session")))  # holds it until RELEASE
+    with pytest.raises(StoreError, match="exls makes no more keyring calls in this run"):
+        faulty.save(make("new@example.com", 1500))
+    calls = log.read_text(encoding="utf-8").splitlines()
+    assert calls.count("set session") == 1 and calls[-1] == "set session", calls
+    adv_keyrings.RELEASE.set()  # the abandoned pointer write lands now
+    deadline = time.monotonic() + 30
+    while (landed := healthy.load()) is not None and landed.email != "new@example.com":
+        assert time.monotonic() < deadline, "the abandoned write never landed"
+        time.sleep(0.05)
+    assert landed is not None  # late, but whole: the chunks were complete before the commit
+    for again in (lambda: faulty.save(make("third@example.com", 10)), faulty.load):
+        with pytest.raises(StoreError, match="exls makes no more keyring calls in this run"):
+            again()
+    assert log.read_text(encoding="utf-8").splitlines() == calls  # not even a read
 
 
 @pytest.mark.parametrize("fault", ["corrupt", "truncate", "bytes", "locked", "init", "hang"])

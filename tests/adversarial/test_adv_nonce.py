@@ -60,7 +60,7 @@ def attempt(tenant: Tenant, box: Sandbox, claim: Any, *, present: bool = True) -
         ui=TerminalUI(),
         http=None,  # type: ignore[arg-type]  (complete_login uses its own)
     )
-    response = TokenResponse(access_token="AT-in-process", id_token=id_token, nonce=SENT)
+    response = TokenResponse(access_token="AT-in-process", id_token=id_token)  # says nothing
     return complete_login(
         Settings(issuer=tenant.issuer, client_id=CLIENT_ID),
         request.metadata,

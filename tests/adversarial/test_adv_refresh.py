@@ -15,8 +15,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adv_kit import PREVIOUS_EMAIL, PREVIOUS_SUBJECT, Outcomes, Result, Sandbox, Scenarios, leaks
+from adv_kit import (
+    FAULTY_KEYRING,
+    PREVIOUS_EMAIL,
+    PREVIOUS_SUBJECT,
+    Outcomes,
+    Result,
+    Sandbox,
+    Scenarios,
+    leaks,
+)
 from lying_idp import HTTP_500, Fault, LyingIdP, Tenant, rsa_key, unsigned
+
+from exls_core.session import Session
+from exls_core.session.keyring_calls import fix_hint
 
 pytestmark = pytest.mark.attack("refresh")
 
@@ -94,42 +106,71 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, str], str, str | None]] = {
         "Unsupported token_type 'mac'; expected Bearer.",
         None,
     ),
-    "id-token-of-another-subject": (
-        {"refresh_id_token": id_token(sub="auth0|mallory")},
-        {},
-        "ID token rejected: subject changed on refresh",
-        None,
-    ),
+}
+EXPIRED = 'Your session has expired. Run "exls login".'
+STALLED = "the keyring did not answer within 10 s; exls makes no more keyring calls in this run"
+HANGING_KEYRING = {  # a write hangs past exls's timeout (for 30 s, then it would land)
+    "PYTHON_KEYRING_BACKEND": FAULTY_KEYRING,
+    "EXLS_KEYRING_TIMEOUT": "10",  # the default: starting a keyring takes seconds when loaded
+    "EXLS_TEST_KEYRING_HANG": "120",
+}
+CLOCK = "Check that this computer's clock is correct, then run exls login again."
+
+# The provider rotated the refresh token, then its refreshed ID token is rejected, or cannot
+# be checked: the session is kept with the new refresh token (the old one is spent), so that
+# the next refresh, once the provider is fixed, works. name -> (tenant config, error, hint)
+UNVERIFIED: dict[str, tuple[dict[str, Any], str, str]] = {
     "id-token-bad-signature": (
         {
             "refresh_id_token": lambda t, c: rsa_key("adv-attacker").sign(
                 refresh_token_claims(t), kid=t.signer.kid
             )
         },
-        {},
         "ID token rejected: signature verification failed",
-        None,
+        KEPT,
     ),
     "id-token-of-another-issuer": (
         {"refresh_id_token": id_token(iss="https://evil.example")},
-        {},
         "ID token rejected: issuer mismatch",
-        None,
+        KEPT,
     ),
     "id-token-unsigned": (
         {"refresh_id_token": lambda t, c: unsigned(refresh_token_claims(t))},
-        {},
         "ID token rejected: unsupported algorithm 'none'",
-        None,
+        KEPT,
     ),
     "id-token-expired": (
         {"refresh_id_token": id_token(exp=int(time.time()) - 3600)},
-        {},
         "ID token rejected: expired",
-        "Check that this computer's clock is correct, then run exls login again.",
+        CLOCK,
+    ),
+    "keyring-hangs-storing-the-refreshed-tokens": (
+        {
+            "env": {
+                **HANGING_KEYRING,
+                "EXLS_TEST_KEYRING_FAULT": 'hang-if="(at|access_token)":"AT-(?!expired)',
+            }
+        },
+        f"Failed to store token: {STALLED}",
+        fix_hint(),
+    ),
+    "jwks-unreachable-while-the-id-token-is-checked": (
+        {"refresh_id_token": id_token(), "jwks_fault": HTTP_500},
+        "Cannot fetch the identity provider's signing keys: {issuer}/jwks answered HTTP 500.",
+        KEPT,
     ),
 }
-EXPIRED = 'Your session has expired. Run "exls login".'
+# A valid refreshed ID token for another identity (OpenID Connect Core 12.2): session ends.
+IDENTITY_CHANGED: dict[str, tuple[dict[str, Any], str]] = {
+    "id-token-of-another-subject": (
+        {"refresh_id_token": id_token(sub="auth0|mallory")},
+        "ID token rejected: subject changed on refresh",
+    ),
+}
+REMOVED_HINT = (
+    "The identity provider now answers for another identity, so the stored session was "
+    'removed: run "exls login".'
+)
 
 
 @dataclass
@@ -141,6 +182,8 @@ class Refresh:
     after: dict[str, str]
     status: tuple[int, dict[str, Any] | None]
     refresh_token: str
+    kept: Session | None = None  # what the keyring held after the first `exls auth token`
+    again: Result | None = None  # a second one, once the provider is honest
 
 
 def scenario(
@@ -168,7 +211,12 @@ def scenario(
         tenant.on_refresh = newer_login
     before = box.keyring()
     result = box.exls("auth", "token", env=box.env(**env))
-    return Refresh(tenant, box, before, result, box.keyring(), box.status(), refresh_token)
+    refresh = Refresh(tenant, box, before, result, box.keyring(), box.status(), refresh_token)
+    if name in UNVERIFIED:
+        refresh.kept = box.store().load()
+        tenant.refresh_id_token, tenant.jwks_fault = None, None
+        refresh.again = box.exls("auth", "token")  # with a healthy keyring too
+    return refresh
 
 
 EXTRA: dict[str, dict[str, Any]] = {
@@ -185,6 +233,10 @@ EXTRA: dict[str, dict[str, Any]] = {
 def scenarios(idp: LyingIdP, root: Path) -> Scenarios:
     cases = {name: (config, env) for name, (config, env, _, _) in CASES.items()}
     cases |= {name: (config, {}) for name, config in EXTRA.items()}
+    for name, (config, _, _) in UNVERIFIED.items():
+        config = dict(config)
+        cases[name] = (config, config.pop("env", {}))
+    cases |= {name: (config, {}) for name, (config, _) in IDENTITY_CHANGED.items()}
     return {name: partial(scenario, idp, root, name, *case) for name, case in cases.items()}
 
 
@@ -203,6 +255,41 @@ def test_a_failed_refresh_keeps_the_session(name: str, outcomes: Outcomes[Refres
     assert status["expired"] is True and status["refreshable"] is True
     assert leaks(refresh.tenant, result.out, result.err) == []
     assert result.elapsed < 15, result  # the hang lasts 30 s
+
+
+@pytest.mark.parametrize("name", UNVERIFIED)
+def test_a_rejected_refreshed_id_token_keeps_the_new_refresh_token(
+    name: str, outcomes: Outcomes[Refresh]
+) -> None:
+    refresh = outcomes[name]
+    result = refresh.result
+    _, error, hint = UNVERIFIED[name]
+    assert (result.rc, result.out) == (1, ""), result
+    assert result.error == error.format(issuer=refresh.tenant.issuer), result
+    stored = refresh.kept
+    rotated = refresh.tenant.all_secrets()["refresh_token"][1]  # issued by this refresh
+    assert stored is not None and stored.refresh_token == rotated, "the new one was lost"
+    assert stored.access_token == f"AT-expired-{name}"  # nothing else from that answer
+    assert stored.email == PREVIOUS_EMAIL
+    # The provider (with reuse detection) is honest again: the next refresh just works.
+    assert refresh.again is not None and refresh.again.rc == 0, refresh.again
+    assert refresh.again.out == f"{refresh.tenant.all_secrets()['access_token'][-1]}\n"
+    assert refresh.tenant.refresh_valid, "a spent refresh token was replayed: grant revoked"
+    assert result.err.splitlines()[-1] == hint, result
+    assert leaks(refresh.tenant, result.out, result.err) == []
+
+
+@pytest.mark.parametrize("name", IDENTITY_CHANGED)
+def test_a_refreshed_id_token_for_another_identity_ends_the_session(
+    name: str, outcomes: Outcomes[Refresh]
+) -> None:
+    refresh = outcomes[name]
+    assert (refresh.result.rc, refresh.result.out) == (1, ""), refresh.result
+    assert refresh.result.error == IDENTITY_CHANGED[name][1], refresh.result
+    assert refresh.result.err.splitlines()[-1] == REMOVED_HINT, refresh.result
+    assert refresh.after == {}
+    assert refresh.status[0] == 1 and refresh.status[1] is not None
+    assert refresh.status[1]["logged_in"] is False
 
 
 @pytest.mark.parametrize("name", ["invalid-grant"])

@@ -22,6 +22,7 @@ from exls_core.plugin import (
     FlowFailed,
     FlowRequest,
     FlowSettings,
+    NonceCheck,
 )
 from exls_flows_device import flow, poller
 
@@ -169,7 +170,7 @@ def test_full_flow_sends_the_right_requests_and_returns_the_tokens(
     assert response.refresh_token == REFRESH_TOKEN
     assert response.id_token == ID_TOKEN
     assert response.expires_in == 3600
-    assert response.nonce is None  # the device grant has no nonce
+    assert response.nonce_check is NonceCheck.NOT_IN_PROTOCOL  # the device grant has none
 
     path, form, headers = provider.seen[0]
     assert path == "/device"

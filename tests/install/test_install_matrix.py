@@ -137,8 +137,11 @@ def test_broken_plugins_are_skipped_with_a_warning(make_venv) -> None:  # type: 
 
     text = venv.run("auth", "flows")
     warnings = [line for line in text.stderr.splitlines() if line.startswith("Warning:")]
-    assert len(warnings) == 2
+    assert len(warnings) == 3
     assert all("pip uninstall exls-flow-broken" in line for line in warnings)
+    # Each is called what it is: a broken routing plugin is no "flow plugin".
+    assert sum("skipping flow plugin" in line for line in warnings) == 2, warnings
+    assert any("skipping routing plugin 'missing_router'" in line for line in warnings), warnings
 
     strict = venv.run("auth", "flows", EXLS_STRICT_PLUGINS="1")
     assert strict.returncode == 1

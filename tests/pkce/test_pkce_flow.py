@@ -24,7 +24,7 @@ from pkce_fakes import (
     serve_token_endpoint,
 )
 
-from exls_core.plugin import FlowFailed, FlowFallback, TokenResponse
+from exls_core.plugin import FlowFailed, FlowFallback, NonceCheck, TokenResponse
 from exls_flows_pkce import flow
 
 INSECURE_TRANSPORT = "OAUTHLIB_INSECURE_TRANSPORT"  # what requests-oauthlib would need set
@@ -60,7 +60,7 @@ def test_success(endpoint: TokenEndpoint) -> None:
     assert response.access_token == "AT-secret-123" and response.refresh_token == "RT-secret-456"
     assert response.id_token == "header.payload.signature"
     assert response.scope == "openid profile email offline_access"
-    assert response.nonce == "nonce-abc"
+    assert response.nonce_check is NonceCheck.REQUIRED  # core checks request.nonce
 
     params = browser.params
     assert params["nonce"] == "nonce-abc" and params["login_hint"] == "a@b.c"
@@ -373,7 +373,7 @@ def test_the_page_says_signed_in_only_after_core_accepted_the_tokens(
     with pytest.raises(ExlsError, match="nonce mismatch"):
         run(make_request(endpoint, check_tokens=refuse), browser, endpoint)
     browser.done.wait(5)
-    assert len(checked) == 1 and checked[0].nonce == "nonce-abc"
+    assert len(checked) == 1 and checked[0].nonce_check is NonceCheck.REQUIRED
     assert "Sign-in failed" in browser.replies[0].body
     assert "nonce mismatch" in browser.replies[0].body
     assert "You are signed in" not in browser.replies[0].body

@@ -6,7 +6,7 @@ import pytest
 from session_testkit import CLIENT_ID, FakeIdP, MemoryKeyring, claims_for, make_session, rsa_key
 
 from exls_core.config import Settings
-from exls_core.plugin import FlowRequest, TokenResponse
+from exls_core.plugin import FlowRequest, NonceCheck, TokenResponse
 from exls_core.session import IdTokenRejected, SessionStore, complete_login
 from exls_core.ui import TerminalUI
 
@@ -25,13 +25,15 @@ def request_for(idp: FakeIdP) -> FlowRequest:
     )
 
 
-def response_for(id_token: str | None, nonce: str | None = NONCE, **extra: object) -> TokenResponse:
+def response_for(
+    id_token: str | None, nonce_check: NonceCheck = NonceCheck.REQUIRED, **extra: object
+) -> TokenResponse:
     return TokenResponse(
         access_token="at-login",
         expires_in=900,
         refresh_token="rt-login",
         id_token=id_token,
-        nonce=nonce,
+        nonce_check=nonce_check,
         **extra,  # type: ignore[arg-type]
     )
 
@@ -73,10 +75,35 @@ def test_device_code_login_has_no_nonce_to_check(
     memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP
 ) -> None:
     token = idp.key.sign(claims_for(idp.issuer, nonce=None))
-    session = login(
-        settings, idp, response_for(token, nonce=None, scope="openid email"), "device_code"
-    )
+    response = response_for(token, NonceCheck.NOT_IN_PROTOCOL, scope="openid email")
+    session = login(settings, idp, response, "device_code")
     assert session.scopes == ("openid", "email")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("claim", [None, "n-replayed-from-another-login"])
+def test_a_flow_that_says_nothing_gets_the_nonce_checked(
+    memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP, claim: str | None
+) -> None:
+    # The response names no nonce at all: core compares the claim with request.nonce.
+    token = idp.key.sign(claims_for(idp.issuer, nonce=claim))
+    with pytest.raises(IdTokenRejected, match=r"nonce (missing|mismatch)"):
+        login(settings, idp, TokenResponse(access_token="at", id_token=token))
+    assert SessionStore().load() is None
+
+
+def test_a_protocol_without_a_nonce_leaves_an_old_one_unchecked(
+    memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP
+) -> None:
+    # An imported refresh token: the refreshed ID token carries the first login's nonce.
+    token = idp.key.sign(claims_for(idp.issuer, nonce="n-of-the-original-login"))
+    login(settings, idp, response_for(token, NonceCheck.NOT_IN_PROTOCOL), "refresh_import")
+    assert SessionStore().load() is not None
+
+
+@pytest.mark.parametrize("value", ["n-0S6_WzA2Mj", None, False])
+def test_nonce_check_takes_only_the_enum(value: object) -> None:
+    with pytest.raises(TypeError, match="must be a NonceCheck"):
+        TokenResponse(access_token="at", nonce_check=value)  # type: ignore[arg-type]
 
 
 def test_a_missing_id_token_is_rejected_and_nothing_stored(

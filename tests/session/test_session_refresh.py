@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -80,19 +81,34 @@ def test_a_new_id_token_on_refresh_is_validated_and_kept(
 @pytest.mark.parametrize(
     ("make", "reason"),
     [
-        (lambda idp: idp.key.sign(claims_for(idp.issuer, sub="mallory")), "subject changed"),
         (lambda idp: rsa_key("k1").sign(claims_for(idp.issuer)), "signature verification"),
         (lambda idp: idp.key.sign(claims_for(idp.issuer, aud="x")), "audience mismatch"),
     ],
 )
-def test_a_bad_id_token_on_refresh_is_rejected(
+def test_an_unverifiable_id_token_on_refresh_keeps_the_session_and_the_new_refresh_token(
     memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP, make: object, reason: str
 ) -> None:
     idp.id_token_on_refresh = make  # type: ignore[assignment]
     old = stored(idp, expires_in=0)
-    with pytest.raises(IdTokenRejected, match=reason):
+    with pytest.raises(IdTokenRejected, match=reason) as caught:
         token_at(settings)
-    assert SessionStore().load() == old
+    assert caught.value.hint == "Your session was kept; try again."
+    kept = SessionStore().load()
+    assert kept is not None and kept.refresh_token == "rt-1"  # the old one is spent
+    assert kept == dataclasses.replace(old, refresh_token="rt-1")  # nothing else changed
+    idp.id_token_on_refresh = lambda idp: None  # the provider is fixed: the next works
+    assert token_at(settings).access_token == "at-2"
+
+
+def test_an_id_token_of_another_subject_on_refresh_ends_the_session(
+    memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP
+) -> None:
+    idp.id_token_on_refresh = lambda idp: idp.key.sign(claims_for(idp.issuer, sub="mallory"))
+    stored(idp, expires_in=0)
+    with pytest.raises(IdTokenRejected, match="subject changed on refresh") as caught:
+        token_at(settings)
+    assert caught.value.hint is not None and "session was removed" in caught.value.hint
+    assert memory_keyring.entries == {}
 
 
 def test_invalid_grant_ends_the_session(

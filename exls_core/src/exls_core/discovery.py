@@ -1,8 +1,10 @@
 """OpenID Provider metadata from discovery, validated and cached.
 
 The document's ``issuer`` must equal the configured issuer exactly (OpenID Connect Discovery
-4.3): a mismatch would let one provider impersonate another. Endpoints must use https,
-except on loopback hosts for local development. The validated document is cached on disk
+4.3): a mismatch would let one provider impersonate another. Endpoints must use https;
+plain http on a loopback host is allowed only when the issuer itself is on loopback (local
+development): for a remote issuer, an http://127.0.0.1 endpoint would hand codes and tokens
+to whatever local program listens on that port. The validated document is cached on disk
 (it holds no secrets) so that refresh and logout do not refetch it every time.
 """
 
@@ -28,12 +30,17 @@ class DiscoveryError(ExlsError):
     pass
 
 
-def _check_url(key: str, url: Any) -> None:
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname
+    return host is not None and host.lower() in LOOPBACK_HOSTS
+
+
+def _check_url(key: str, url: Any, *, issuer: str) -> None:
     parts = urlsplit(url) if isinstance(url, str) else None
     if parts is None or not parts.hostname:
         raise DiscoveryError(f"The identity provider's discovery document has an invalid {key}.")
     if parts.scheme == "https" or (
-        parts.scheme == "http" and parts.hostname.lower() in LOOPBACK_HOSTS
+        parts.scheme == "http" and _is_loopback(url) and _is_loopback(issuer)
     ):
         return
     raise DiscoveryError(f"The identity provider's {key} is not https: {url[:100]}")
@@ -53,7 +60,7 @@ def validate(document: Any, issuer: str) -> dict[str, Any]:
             raise DiscoveryError(f"The identity provider's discovery document has no {key}.")
     for key in ENDPOINT_KEYS:
         if key in document:
-            _check_url(key, document[key])
+            _check_url(key, document[key], issuer=issuer)
     return document
 
 

@@ -27,11 +27,15 @@ and the value is a module (or object) carrying the hook implementations below::
         ...  # talk to request.metadata["token_endpoint"], return a TokenResponse
 
 Core validates and stores what ``exls_flow_run`` returns (ID token signature, issuer,
-audience, nonce); a plugin never touches the keyring. A plugin that fails to import or
-raises anything but :class:`FlowUnavailable` from its priority hook is reported as broken
-and skipped; ``EXLS_STRICT_PLUGINS=1`` turns that into an error while you develop, and
-``EXLS_DISABLED_PLUGINS=name,...`` (flow ids, entry-point names or distribution names)
-switches plugins off without uninstalling them: they are not even imported.
+audience, nonce); a plugin never touches the keyring. Core generated the nonce and checks it
+itself: by default the ID token must carry a ``nonce`` equal to ``request.nonce``; a flow
+whose protocol carries no nonce says so with :attr:`NonceCheck.NOT_IN_PROTOCOL`.
+
+A plugin that fails to import or raises anything but :class:`FlowUnavailable` from its
+priority hook is reported as broken and skipped; ``EXLS_STRICT_PLUGINS=1`` turns that into
+an error while you develop, and ``EXLS_DISABLED_PLUGINS=name,...`` (flow ids, entry-point
+names or distribution names) switches plugins off without uninstalling them: they are not
+even imported.
 
 Everything a flow needs comes from here: the :class:`FlowRequest` carries core's HTTP
 session (``request.http``: timeouts, no redirects), the flow's settings
@@ -49,6 +53,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
@@ -228,7 +233,8 @@ class FlowRequest:
     client_id: str
     scopes: tuple[str, ...]
     nonce: str
-    """Send it where the flow supports it and report it back in ``TokenResponse.nonce``."""
+    """Send it as the ``nonce`` parameter of an authorization request; core checks the ID
+    token against it (see :class:`NonceCheck`). Never hand back a nonce of your own."""
     ui: UI
     http: requests.Session
     """Core's HTTP session: use it for every request. It has a User-Agent and a timeout on
@@ -268,6 +274,27 @@ class FlowRequest:
         return params
 
 
+class NonceCheck(Enum):
+    """Whether core checks the ID token's ``nonce`` claim against ``request.nonce``.
+
+    Core generated ``request.nonce`` and keeps it, so the check never depends on what a
+    plugin reports. Say nothing and you get :attr:`REQUIRED`, the safe default; choose
+    :attr:`NOT_IN_PROTOCOL` only when the protocol you speak has no place for a nonce.
+    """
+
+    REQUIRED = "required"
+    """The default, for every flow that sends an authorization request (a browser redirect,
+    PKCE, a smart card talking to ``/authorize``): send ``request.nonce`` there; the ID token
+    must then carry a ``nonce`` claim equal to it, or the login is refused (replay defence,
+    OpenID Connect Core 3.1.3.7)."""
+
+    NOT_IN_PROTOCOL = "not_in_protocol"
+    """The protocol carries no nonce, so the claim is left unchecked (everything else is
+    checked): the device authorization grant (RFC 8628) and a ``refresh_token`` grant, such
+    as importing a refresh token from another tool, whose refreshed ID token may carry the
+    nonce of the original login or none at all (OpenID Connect Core 12.2)."""
+
+
 @dataclass(frozen=True)
 class TokenResponse:
     """What a flow hands back to core: the token endpoint's answer (RFC 6749 5.1)."""
@@ -278,12 +305,24 @@ class TokenResponse:
     refresh_token: str | None = None
     id_token: str | None = None
     scope: str | None = None
-    nonce: str | None = None
-    """The nonce the flow sent (``request.nonce``), or None when the protocol has none."""
+    nonce_check: NonceCheck = NonceCheck.REQUIRED
+    """How core checks the ID token's nonce; see :class:`NonceCheck`."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.nonce_check, NonceCheck):  # e.g. a nonce string or a bool
+            raise TypeError(
+                f"TokenResponse.nonce_check must be a NonceCheck, not {self.nonce_check!r}"
+            )
 
     @classmethod
-    def from_json(cls, body: Mapping[str, Any], *, nonce: str | None = None) -> TokenResponse:
-        """Build from a token endpoint JSON body; raises FlowFailed when it is not one."""
+    def from_json(
+        cls, body: Mapping[str, Any], *, nonce_check: NonceCheck = NonceCheck.REQUIRED
+    ) -> TokenResponse:
+        """Build from a token endpoint JSON body; raises FlowFailed when it is not one.
+
+        ``nonce_check``: leave it out after an authorization request carrying
+        ``request.nonce``; pass ``NonceCheck.NOT_IN_PROTOCOL`` for a device code or refresh
+        token grant."""
         access_token = body.get("access_token")
         if not isinstance(access_token, str) or not access_token:
             raise FlowFailed("The identity provider's token response has no access_token.")
@@ -309,7 +348,7 @@ class TokenResponse:
             refresh_token=text("refresh_token"),
             id_token=text("id_token"),
             scope=text("scope"),
-            nonce=nonce,
+            nonce_check=nonce_check,
         )
 
     def __repr__(self) -> str:  # never let a token reach a log or a traceback
@@ -367,7 +406,9 @@ class FlowSpec:
 
         Raise FlowFallback when ``auto`` should try the next flow, FlowFailed for any other
         failure (its message is shown), and let KeyboardInterrupt propagate (exit 130).
-        Send ``request.nonce`` where the protocol allows and return it in ``TokenResponse``.
+        Send ``request.nonce`` in the authorization request; core then requires it in the ID
+        token. A protocol without a nonce (device code, refresh token) returns
+        ``TokenResponse.from_json(body, nonce_check=NonceCheck.NOT_IN_PROTOCOL)``.
         """
 
 

@@ -27,8 +27,9 @@ class BrokenPlugin:
 
     @property
     def warning(self) -> str:
+        kind = "routing" if self.entry.group == contract.ROUTING_GROUP else "flow"
         return (
-            f"skipping flow plugin '{self.entry.name}' from {self.entry.origin}: {self.error} "
+            f"skipping {kind} plugin '{self.entry.name}' from {self.entry.origin}: {self.error} "
             f"(fix or remove it: pip uninstall {self.entry.distribution})"
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from exls_core.plugin import FlowRequest, TokenResponse
+from exls_core.plugin import FlowRequest, NonceCheck, TokenResponse
 from exls_flows_device import authorization, display, poller
 
 
@@ -30,7 +30,8 @@ def run(
             on_problem=countdown.problem,
             redact=[code.device_code],
         )
-    return TokenResponse.from_json(body, nonce=None)  # the device grant carries no nonce
+    # RFC 8628 has no authorization request to carry a nonce: say so, or core requires one.
+    return TokenResponse.from_json(body, nonce_check=NonceCheck.NOT_IN_PROTOCOL)
 
 
 def token_poster(

@@ -119,26 +119,29 @@ def _login(
     metadata = fetch_metadata(settings)
     warm_up = _import_in_background()
 
-    def check_tokens(response: TokenResponse) -> None:
-        validate_response(
-            metadata,
-            response,
-            issuer=settings.issuer,
-            client_id=settings.client_id,
-            http_timeout=settings.http_timeout,
-        )
-
     flow_settings = {name: getattr(settings, name) for name in FLOW_SETTINGS}
     options = {} if show_qr else {"qr": False}  # --no-qr
     http = new_session(settings.http_timeout)
 
     def make_request(flow: Flow) -> FlowRequest:
+        nonce = secrets.token_urlsafe(32)  # core's own: the ID token is checked against it
+
+        def check_tokens(response: TokenResponse) -> None:
+            validate_response(
+                metadata,
+                response,
+                issuer=settings.issuer,
+                client_id=settings.client_id,
+                sent_nonce=nonce,
+                http_timeout=settings.http_timeout,
+            )
+
         return FlowRequest(
             issuer=settings.issuer,
             metadata=metadata,
             client_id=settings.client_id,
             scopes=settings.scopes,
-            nonce=secrets.token_urlsafe(32),
+            nonce=nonce,
             ui=ui,
             http=http,
             settings=FlowSettings(flow.id, {**flow_settings, **options}),

@@ -57,6 +57,18 @@ MAX_NAME = 80  # characters of a route's display name that reach the terminal
 DEFAULT_PAGE = "the exalsius login page"
 
 
+def _default_page(settings: Settings) -> str:
+    """Where a login without SSO goes: the configured issuer's own page."""
+    from urllib.parse import urlsplit
+
+    from exls_core.config import DEFAULT_ISSUER
+
+    if settings.issuer == DEFAULT_ISSUER:
+        return DEFAULT_PAGE
+    host = urlsplit(settings.issuer).hostname or settings.issuer
+    return f"the login page of {host}"
+
+
 @dataclass(frozen=True)
 class Route:
     """Where this login goes: vetted extra authorization parameters and the line to announce."""
@@ -138,7 +150,7 @@ def resolve_route(
     try:
         route, source = _find(email, domain, settings, registry, clock)
     except RouteLookupError as exc:
-        warn(f"cannot look up SSO for {domain}: {exc.message}; using {DEFAULT_PAGE}")
+        warn(f"cannot look up SSO for {domain}: {exc.message}; using {_default_page(settings)}")
         route, source, failed = None, None, True
     routed = vet_params(route.params, source, warn) if route and source else {}
     params = dict(routed)
@@ -151,10 +163,11 @@ def resolve_route(
         name = plain_text(route.name, MAX_NAME) or shown
         where = f"{shown}, {org}" if org else shown
         return Route(params, f"Signing in with {name} ({where})", name, source)
+    page = _default_page(settings)
     if failed:
-        text = f"Could not look up SSO for {shown}: using {DEFAULT_PAGE}"
+        text = f"Could not look up SSO for {shown}: using {page}"
     elif route is not None and route.params:
-        text = f"Cannot use the SSO route for {shown}: using {DEFAULT_PAGE}"
+        text = f"Cannot use the SSO route for {shown}: using {page}"
     else:
-        text = f"{shown} has no SSO configured: using {DEFAULT_PAGE}"
+        text = f"{shown} has no SSO configured: using {page}"
     return Route(params, f"{text} ({org})" if org else text, None, source)

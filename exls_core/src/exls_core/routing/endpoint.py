@@ -95,7 +95,10 @@ def query_endpoint(
     directory, private to the user, as the URL's query may carry a key); failures are not,
     so the next login asks again.
     """
-    key = {"url": url, "domain": domain}
+    import hashlib
+
+    # The URL's query may carry a key: the cache keeps only its digest.
+    key = {"url_sha256": hashlib.sha256(url.encode()).hexdigest(), "domain": domain}
     path = json_cache.entry_path("sso-route", key, cache)
     cached = json_cache.load(path, key, ttl=ttl, clock=clock)
     if cached is not None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 CHUNK_SIZE = 1000
@@ -44,7 +44,8 @@ class Pointer:
     chunks: int
     length: int
     sha256: str
-    hot: dict[str, Any] | None = None  # what `exls auth token` needs; None when it did not fit
+    # What `exls auth token` needs (an access token!); None when it did not fit. Not in repr.
+    hot: dict[str, Any] | None = field(default=None, repr=False)
 
     def encode(self) -> str:
         fields: dict[str, Any] = {

@@ -2,6 +2,10 @@
 
 Each call runs in a daemon thread and is abandoned after EXLS_KEYRING_TIMEOUT seconds
 (10 by default): a Secret Service that never answers must not freeze ``exls auth token``.
+An abandoned call cannot be cancelled and may still complete later (a write may land), so
+after a timeout no further call goes to that keyring: a second write could race the first,
+and a read could see either. For the system keyring (a :class:`Keyring` made without an
+explicit backend, as exls makes them) that holds for the rest of the process.
 ``keyring`` itself is imported inside the thread too, because choosing a backend can block;
 the first call of a :class:`Keyring` chooses the backend in the same thread as its operation
 (one thread, one time limit), so ``exls auth token`` makes one bounded call in all.
@@ -30,6 +34,30 @@ class KeyringFailure(Exception):
     def __init__(self, cause: str) -> None:
         super().__init__(cause)
         self.cause = cause
+
+
+class KeyringDisabled(KeyringFailure):
+    """keyring's null backend: it accepts everything and stores nothing."""
+
+
+DISABLED_HINT = (
+    "The keyring is turned off (keyring --disable, or PYTHON_KEYRING_BACKEND="
+    "keyring.backends.null.Keyring): remove that setting from keyring's config file or the "
+    "environment, or choose a backend that stores secrets."
+)
+
+
+def hint_for(failure: KeyringFailure) -> str:
+    """What to do about this failure."""
+    return DISABLED_HINT if isinstance(failure, KeyringDisabled) else fix_hint()
+
+
+class KeyringTimeout(KeyringFailure):
+    """A call outlived the limit; it still runs and may complete later. Never retry it."""
+
+
+# Set by a timeout of the system keyring: from then on this process makes no call to it.
+_system_stalled: str | None = None
 
 
 def fix_hint() -> str:
@@ -74,7 +102,8 @@ def _describe(exc: Exception) -> str:
 
 
 def bounded(fn: Callable[[], T], limit: float | None = None) -> T:
-    """Run fn in a daemon thread; KeyringFailure when it fails or outlives the limit."""
+    """Run fn in a daemon thread; KeyringFailure when it fails, KeyringTimeout when it
+    outlives the limit (it then still runs: callers must not touch that keyring again)."""
     limit = timeout() if limit is None else limit
     outcome: list[tuple[bool, Any]] = []
 
@@ -88,7 +117,10 @@ def bounded(fn: Callable[[], T], limit: float | None = None) -> T:
     worker.start()
     worker.join(limit)
     if not outcome:
-        raise KeyringFailure(f"the keyring did not answer within {limit:g} s")
+        raise KeyringTimeout(
+            f"the keyring did not answer within {limit:g} s; "
+            "exls makes no more keyring calls in this run"
+        )
     ok, value = outcome[0]
     if ok:
         return value  # type: ignore[no-any-return]
@@ -103,11 +135,6 @@ def _choose_backend() -> Any:
     import keyring
 
     return keyring.get_keyring()
-
-
-def backend() -> Any:
-    """The active keyring backend (choosing it may block, hence bounded)."""
-    return bounded(_choose_backend)
 
 
 def _members(keyring_backend: Any) -> list[Any]:
@@ -146,24 +173,37 @@ class Keyring:
 
     def __init__(self, keyring_backend: Any | None = None, service: str = SERVICE) -> None:
         self._backend = keyring_backend
+        self._system = keyring_backend is None  # the process's keyring, shared by all of exls
+        self._stalled: str | None = None
         self.service = service
 
     @property
     def backend(self) -> Any:
         if self._backend is None:
-            self._backend = backend()
+            return self._call(lambda chosen: chosen)
         return self._backend
 
     def _call(self, operation: Callable[[Any], T]) -> T:
         """One bounded call; the first one also chooses the backend, in the same thread
         (one thread hand-off instead of two on the ``exls auth token`` path)."""
+        global _system_stalled
+        stalled = _system_stalled if self._system else self._stalled
+        if stalled is not None:
+            raise KeyringFailure(stalled)
 
         def run() -> T:
             if self._backend is None:
                 self._backend = _choose_backend()
             return operation(self._backend)
 
-        return bounded(run)
+        try:
+            return bounded(run)
+        except KeyringTimeout as exc:
+            if self._system:
+                _system_stalled = exc.cause
+            else:
+                self._stalled = exc.cause
+            raise
 
     def get(self, name: str) -> str | None:
         value = self._call(lambda b: b.get_password(self.service, name))

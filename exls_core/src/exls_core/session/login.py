@@ -6,7 +6,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from exls_core.session.model import DEFAULT_LIFETIME, Session
+from exls_core.session.model import Session, expiry
 from exls_core.session.store import SessionStore
 from exls_core.session.validation import (
     IdTokenRejected,
@@ -26,16 +26,27 @@ def prepare_imports() -> None:
     import jwt.algorithms  # noqa: F401  (pulls in cryptography)
 
 
+def expected_nonce(response: TokenResponse, sent: str) -> str | None:
+    """The nonce the ID token must carry: the one core sent, unless the flow declared that
+    its protocol has none. Anything but that explicit declaration means the check runs."""
+    from exls_core.plugin import NonceCheck
+
+    return None if response.nonce_check is NonceCheck.NOT_IN_PROTOCOL else sent
+
+
 def validate_response(
     metadata: Mapping[str, Any],
     response: TokenResponse,
     *,
     issuer: str,
     client_id: str,
+    sent_nonce: str,
     http_timeout: float,
     jwks: JwksCache | None = None,
 ) -> dict[str, Any]:
-    """The ID token's verified claims; IdTokenRejected naming the failed check otherwise."""
+    """The ID token's verified claims; IdTokenRejected naming the failed check otherwise.
+
+    ``sent_nonce`` is ``request.nonce``, which core generated: never a value from the flow."""
     if not response.id_token:
         # openid is always requested: a provider that drops the ID token is misconfigured.
         raise IdTokenRejected(
@@ -44,7 +55,11 @@ def validate_response(
     if jwks is None:
         jwks = JwksCache(metadata["jwks_uri"], lambda uri: fetch_jwks(uri, http_timeout))
     return validate_id_token(
-        response.id_token, issuer=issuer, client_id=client_id, jwks=jwks, nonce=response.nonce
+        response.id_token,
+        issuer=issuer,
+        client_id=client_id,
+        jwks=jwks,
+        nonce=expected_nonce(response, sent_nonce),
     )
 
 
@@ -65,6 +80,7 @@ def complete_login(
         response,
         issuer=request.issuer,
         client_id=request.client_id,
+        sent_nonce=request.nonce,
         http_timeout=request.http_timeout,
         jwks=jwks,
     )
@@ -75,7 +91,7 @@ def complete_login(
         issuer=request.issuer,
         client_id=request.client_id,
         access_token=response.access_token,
-        expires_at=now + (response.expires_in or DEFAULT_LIFETIME),
+        expires_at=expiry(now, response.expires_in),
         refresh_token=response.refresh_token,
         id_token=response.id_token,
         scopes=tuple(response.scope.split()) if response.scope else tuple(request.scopes),

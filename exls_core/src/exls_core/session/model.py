@@ -11,6 +11,11 @@ SESSION_FORMAT = 1
 DEFAULT_LIFETIME = 3600.0  # when a provider omits expires_in (RFC 6749 5.1 lets it)
 
 
+def expiry(now: float, expires_in: float | None) -> float:
+    """When an access token expires: ``expires_in`` 0 means now, not the default hour."""
+    return now + (DEFAULT_LIFETIME if expires_in is None else expires_in)
+
+
 @dataclass(frozen=True, repr=False)
 class Session:
     issuer: str

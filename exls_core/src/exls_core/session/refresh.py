@@ -5,23 +5,41 @@ requests, no jwt; and when the pointer entry carries the hot record (see
 :mod:`exls_core.session.store`), it reads that one entry only. A refresh happens under the
 cross-process session lock, after re-reading the store, so concurrent processes refresh once
 and a rotated refresh token is never reused.
+
+Once the provider answers, the old refresh token may be spent (rotation; a provider with
+reuse detection revokes the whole grant when it sees it again). So the new refresh token is
+stored first, on its own, before anything else can fail: validating the refreshed ID token
+(which may fetch the JWKS) and storing the new access token. What a refreshed ID token that
+is rejected does to the stored session:
+
+* it names another identity than the login's (``sub``, and ``iss``/``aud``/``azp`` where the
+  login had an ID token; OpenID Connect Core 12.2): the grant now stands for someone else,
+  so the session is removed and the user must log in again;
+* it cannot be verified (signature, expiry, issuer, ...) or the keys cannot be fetched: the
+  session is kept with the new refresh token and its old, expired access token, so the next
+  ``exls auth token`` refreshes and checks again; nothing from that answer is used.
+
+If even the first store fails, the new refresh token is lost (nothing can keep it) and the
+error says so; the next refresh then ends the session, as the provider would anyway.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from exls_core.errors import ExlsError
-from exls_core.session.model import DEFAULT_LIFETIME, HotRecord, Session
-from exls_core.session.store import SessionStore
+from exls_core.session.model import HotRecord, Session, expiry
+from exls_core.session.store import SessionStore, StoreError
 
 if TYPE_CHECKING:
     from exls_core.config import Settings
     from exls_core.plugin import TokenResponse
 
 REFRESH_MARGIN = 60.0  # refresh when the access token expires within this many seconds
+KEPT = "Your session was kept; try again."
 Clock = Callable[[], float]
 
 
@@ -137,35 +155,73 @@ def _refresh(settings: Settings, store: SessionStore, session: Session, clock: C
             store.clear()  # dead; but a session stored since (a new login) stays
         raise SessionExpired() from None
 
-    claims: dict[str, Any] = {}
-    if response.id_token:  # providers often omit it on refresh: then keep the old one
-        from exls_core.session.validation import (
-            IdTokenRejected,
-            JwksCache,
-            fetch_jwks,
-            validate_id_token,
-        )
-
-        jwks = JwksCache(metadata["jwks_uri"], lambda uri: fetch_jwks(uri, settings.http_timeout))
-        claims = validate_id_token(
-            response.id_token,
-            issuer=session.issuer,
-            client_id=session.client_id,
-            jwks=jwks,
-            nonce=None,
-        )
-        if claims["sub"] != session.subject:
-            raise IdTokenRejected("subject changed on refresh")
+    if response.refresh_token and response.refresh_token != session.refresh_token:
+        session = _keep_rotated(store, session, response.refresh_token)
+    claims = _refreshed_claims(settings, store, session, metadata, response)
     email = claims.get("email")
     refreshed = session.with_tokens(
         access_token=response.access_token,
-        expires_at=clock() + (response.expires_in or DEFAULT_LIFETIME),
+        expires_at=expiry(clock(), response.expires_in),
         refresh_token=response.refresh_token or session.refresh_token,
         id_token=response.id_token or session.id_token,
         email=email if isinstance(email, str) and email else session.email,
     )
     store.save(refreshed)
     return refreshed
+
+
+def _keep_rotated(store: SessionStore, session: Session, refresh_token: str) -> Session:
+    """Store the rotated refresh token alone, before anything else can fail."""
+    kept = dataclasses.replace(session, refresh_token=refresh_token)
+    try:
+        store.save(kept)
+    except StoreError as exc:
+        raise StoreError(
+            exc.message,
+            hint="The identity provider has already replaced your refresh token, so the "
+            'stored one is spent: run "exls login" once the keyring works.',
+        ) from None
+    return kept
+
+
+def _refreshed_claims(
+    settings: Settings,
+    store: SessionStore,
+    session: Session,
+    metadata: dict[str, Any],
+    response: TokenResponse,
+) -> dict[str, Any]:
+    """The refreshed ID token's claims ({} without one; providers often omit it).
+
+    Raises when it is rejected: IdentityChanged after removing the session, anything else
+    with the session (already holding the new refresh token) kept."""
+    if not response.id_token:
+        return {}
+    from exls_core.session.validation import (
+        IdentityChanged,
+        JwksCache,
+        check_same_identity,
+        fetch_jwks,
+        validate_id_token,
+    )
+
+    jwks = JwksCache(metadata["jwks_uri"], lambda uri: fetch_jwks(uri, settings.http_timeout))
+    try:
+        claims = validate_id_token(
+            response.id_token,
+            issuer=session.issuer,
+            client_id=session.client_id,
+            jwks=jwks,
+            nonce=None,  # a refresh sends none; the claim may hold the login's (OIDC Core 12.2)
+        )
+        check_same_identity(claims, session)
+    except IdentityChanged:
+        store.clear()  # we hold the session lock: this is the session just refreshed
+        raise
+    except ExlsError as exc:
+        exc.hint = exc.hint or KEPT
+        raise
+    return claims
 
 
 def post_refresh(
@@ -175,10 +231,9 @@ def post_refresh(
     import requests
 
     from exls_core.http import describe_network_error, new_session, read_json
-    from exls_core.plugin import TokenResponse
+    from exls_core.plugin import NonceCheck, TokenResponse
 
     data = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id}
-    kept = "Your session was kept; try again."
     try:
         with new_session(timeout) as http:
             response = http.post(
@@ -193,12 +248,13 @@ def post_refresh(
     except requests.RequestException as exc:
         raise ExlsError(
             f"Could not refresh the session: {describe_network_error(exc, token_endpoint)}.",
-            hint=kept,
+            hint=KEPT,
         ) from None
     if response.status_code == 200:
         if not isinstance(body, dict):
             raise ExlsError("Could not refresh the session: the token response is not an object.")
-        return TokenResponse.from_json(body)
+        # Core validates a refreshed ID token itself (no nonce in a refresh, see _refresh).
+        return TokenResponse.from_json(body, nonce_check=NonceCheck.NOT_IN_PROTOCOL)
     error = body.get("error") if isinstance(body, dict) else None
     if error == "invalid_grant":
         raise InvalidGrant()
@@ -206,5 +262,5 @@ def post_refresh(
     raise ExlsError(
         "Could not refresh the session: the identity provider answered "
         f"HTTP {response.status_code}{detail}.",
-        hint=kept,
+        hint=KEPT,
     )

@@ -29,9 +29,11 @@ from exls_core.errors import ExlsError
 from exls_core.session import chunks
 from exls_core.session.keyring_calls import (
     Keyring,
+    KeyringDisabled,
     KeyringFailure,
+    KeyringTimeout,
     backend_name,
-    fix_hint,
+    hint_for,
     is_disabled,
     is_plaintext,
 )
@@ -93,7 +95,7 @@ class SessionStore:
         try:
             return self._load()
         except KeyringFailure as exc:
-            raise StoreError(f"Failed to load token: {exc.cause}", hint=fix_hint()) from None
+            raise StoreError(f"Failed to load token: {exc.cause}", hint=hint_for(exc)) from None
 
     def load_hot(self) -> HotRecord | Session | None:
         """What ``exls auth token`` needs: the pointer's hot record (one keyring read) when
@@ -108,7 +110,7 @@ class SessionStore:
                 hot = None  # the full read tells a racing commit from corruption
             return hot if hot is not None else self._load(raw)
         except KeyringFailure as exc:
-            raise StoreError(f"Failed to load token: {exc.cause}", hint=fix_hint()) from None
+            raise StoreError(f"Failed to load token: {exc.cause}", hint=hint_for(exc)) from None
 
     def _load(self, raw: str | None = None) -> Session | None:
         """raw: the pointer as just read, if the caller has it (saves reading it again)."""
@@ -154,7 +156,7 @@ class SessionStore:
             self._check_backend()
             self.keyring.get(POINTER)
         except KeyringFailure as exc:
-            raise StoreError(f"Failed to store token: {exc.cause}", hint=fix_hint()) from None
+            raise StoreError(f"Failed to store token: {exc.cause}", hint=hint_for(exc)) from None
 
     def save(self, session: Session) -> None:
         """Replace the stored session. Callers hold the session lock (one writer at a time)."""
@@ -162,7 +164,7 @@ class SessionStore:
             self._check_backend()
             self._save(session)
         except KeyringFailure as exc:
-            raise StoreError(f"Failed to store token: {exc.cause}", hint=fix_hint()) from None
+            raise StoreError(f"Failed to store token: {exc.cause}", hint=hint_for(exc)) from None
         except chunks.ChunkError as exc:
             raise StoreError(f"Failed to store token: {exc}") from None
 
@@ -170,7 +172,7 @@ class SessionStore:
         global _warned_plaintext
         keyring_backend = self.keyring.backend
         if is_disabled(keyring_backend):
-            raise KeyringFailure("the keyring is disabled (keyring.backends.null)")
+            raise KeyringDisabled("the keyring is disabled (keyring.backends.null)")
         if is_plaintext(keyring_backend) and not _warned_plaintext:
             _warned_plaintext = True
             self._warn(
@@ -190,6 +192,8 @@ class SessionStore:
         pointer = chunks.make_pointer(target, text, pieces, hot.to_dict() if hot else None)
         try:
             self.keyring.set(POINTER, pointer.encode())
+        except KeyringTimeout:
+            raise  # it may still land: a second pointer write would race it
         except KeyringFailure:
             if pointer.hot is None:
                 raise
@@ -227,4 +231,4 @@ class SessionStore:
                 self._empty_slot(slot)
             return existed
         except KeyringFailure as exc:
-            raise StoreError(f"Failed to remove token: {exc.cause}", hint=fix_hint()) from None
+            raise StoreError(f"Failed to remove token: {exc.cause}", hint=hint_for(exc)) from None

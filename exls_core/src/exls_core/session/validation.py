@@ -13,10 +13,13 @@ import hmac
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exls_core import cache
 from exls_core.errors import ExlsError
+
+if TYPE_CHECKING:
+    from exls_core.session.model import Session
 
 ALLOWED_ALGORITHMS = (
     *("RS256", "RS384", "RS512"),
@@ -223,3 +226,48 @@ def validate_id_token(
         if not hmac.compare_digest(sent.encode(), nonce.encode()):
             raise IdTokenRejected("nonce mismatch")
     return claims
+
+
+class IdentityChanged(IdTokenRejected):
+    """A refreshed ID token, valid in itself, names another identity than the login's."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"{what} changed on refresh",
+            hint="The identity provider now answers for another identity, so the stored "
+            'session was removed: run "exls login".',
+        )
+
+
+def _login_claims(id_token: str | None) -> dict[str, Any] | None:
+    """The claims of the ID token stored at login (verified then, so not again here)."""
+    if not id_token:
+        return None  # a session without one (a login identified by userinfo)
+    import jwt
+
+    try:
+        claims = jwt.decode(id_token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def _audiences(claims: dict[str, Any]) -> set[str]:
+    aud = claims.get("aud")
+    return set(aud) if isinstance(aud, list) else {str(aud)}
+
+
+def check_same_identity(claims: dict[str, Any], session: Session) -> None:
+    """OpenID Connect Core 12.2: a refreshed ID token has the login's ``sub``, and the same
+    ``iss``, ``aud`` and ``azp`` (present or absent alike) as the login's ID token."""
+    if claims["sub"] != session.subject:
+        raise IdentityChanged("subject")
+    login = _login_claims(session.id_token)
+    if login is None:
+        return  # nothing more to compare with: sub is what identifies the user
+    if claims["iss"] != login.get("iss"):
+        raise IdentityChanged("issuer")
+    if _audiences(claims) != _audiences(login):
+        raise IdentityChanged("audience")
+    if claims.get("azp") != login.get("azp"):
+        raise IdentityChanged("authorized party (azp)")
