@@ -137,8 +137,29 @@ def test_fallback_chain_announces_each_step() -> None:
 
 def test_last_flow_falling_back_becomes_the_error() -> None:
     reg = registry(pkce=FakeFlow(90, outcome=FlowFallback("Browser authentication timed out.")))
-    with pytest.raises(FlowFailed, match=r"Browser authentication timed out\."):
+    with pytest.raises(FlowFailed) as failed:
         run_flows(choose(reg, "auto", ENV), request_for, lambda _: None, may_fall_back=True)
+    assert failed.value.message == (
+        "Browser authentication timed out; no other login flow can run here."
+    )
+
+
+def test_last_flow_falling_back_names_the_flows_the_provider_cannot_serve() -> None:
+    reg = registry(pkce=FakeFlow(90, outcome=FlowFallback("Browser authentication timed out.")))
+    notes: list[str] = []
+    with pytest.raises(FlowFailed) as failed:
+        run_flows(
+            choose(reg, "auto", ENV),
+            request_for,
+            notes.append,
+            may_fall_back=True,
+            unsupported=["device_code: the identity provider does not offer device login"],
+        )
+    assert failed.value.message == (
+        "Browser authentication timed out; no other login flow can run here "
+        "(device_code: the identity provider does not offer device login)."
+    )
+    assert notes == []
 
 
 def test_explicit_flow_never_falls_back() -> None:

@@ -157,6 +157,32 @@ class FlowRequest:
             params["login_hint"] = self.email
         return params
 
+    def scope_refused(self, description: str | None = None) -> FlowFailed:
+        """The error to raise when the provider answers ``invalid_scope`` (RFC 6749 4.1.2.1,
+        RFC 8628 3.2). It names the refused scope where that can be told (missing from the
+        provider's ``scopes_supported``, or named in ``description``, the provider's text
+        already made printable) and EXLS_AUTH_SCOPES, the setting to change."""
+        import re
+
+        supported = self.metadata.get("scopes_supported")
+        refused = [s for s in self.scopes if isinstance(supported, list) and s not in supported]
+        if not refused:
+            words = {w.rstrip(".:") for w in re.findall(r"[^\s,;'\"()\[\]{}=]+", description or "")}
+            refused = [s for s in self.scopes if s in words]
+        detail = f"invalid_scope: {description.rstrip('.')}" if description else "invalid_scope"
+        kept = [s for s in self.scopes if s not in refused]
+        if refused and "openid" in kept:
+            names = " ".join(refused)
+            return FlowFailed(
+                f"The identity provider does not accept the scope{'s' * (len(refused) > 1)} "
+                f'"{names}" ({detail}); remove it from EXLS_AUTH_SCOPES, '
+                f'e.g. EXLS_AUTH_SCOPES="{" ".join(kept)}".'
+            )
+        return FlowFailed(
+            f'The identity provider does not accept the requested scopes "{" ".join(self.scopes)}" '
+            f"({detail}); set EXLS_AUTH_SCOPES to the scopes it allows for this client."
+        )
+
 
 @dataclass(frozen=True)
 class TokenResponse:
@@ -240,6 +266,16 @@ class FlowSpec:
         Raise FlowFallback when ``auto`` should try the next flow, FlowFailed for any other
         failure (its message is shown), and let KeyboardInterrupt propagate (exit 130).
         Send ``request.nonce`` where the protocol allows and return it in ``TokenResponse``.
+        """
+
+    @hookspec(firstresult=True)
+    def exls_flow_supported(self, metadata: Mapping[str, Any]) -> None:
+        """Raise FlowUnavailable(reason) when this identity provider lacks what the flow needs.
+
+        Optional. ``metadata`` is the provider's discovery document (completed from its RFC
+        8414 metadata). Called after discovery and before any flow runs: a flow named with
+        ``--auth-flow`` then fails with the reason, and ``auto`` never falls back into it.
+        Must be fast: no network, no prompts.
         """
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from exls_core.errors import ExlsError, PluginError
 from exls_core.plugin import (
@@ -91,21 +92,52 @@ def choose(registry: Registry, requested: str, env: FlowEnvironment) -> list[Flo
     return chosen
 
 
+def fit_provider(
+    flows: list[Flow], metadata: Mapping[str, Any], *, explicit: bool
+) -> tuple[list[Flow], list[str]]:
+    """The flows this identity provider can serve, and why the others cannot ("id: reason").
+
+    A flow named with --auth-flow that the provider cannot serve fails here, in one line.
+    """
+    usable, unsupported = [], []
+    for flow in flows:
+        reason = flow.unsupported(metadata)
+        if reason is None:
+            usable.append(flow)
+        elif explicit:
+            raise FlowFailed(reason)
+        else:
+            unsupported.append(f"{flow.id}: {reason.rstrip('.')}")
+    if not usable:
+        raise ExlsError(
+            f"No login flow can run with this identity provider ({'; '.join(unsupported)})."
+        )
+    return usable, unsupported
+
+
 def run_flows(
     flows: list[Flow],
     make_request: Callable[[Flow], FlowRequest],
     notify: Callable[[str], None],
     *,
     may_fall_back: bool,
+    unsupported: Sequence[str] = (),
 ) -> tuple[Flow, FlowRequest, TokenResponse]:
-    """Run the first flow; on FlowFallback (auto only) say so in one line and run the next."""
+    """Run the first flow; on FlowFallback (auto only) say so in one line and run the next.
+
+    ``unsupported`` (from fit_provider) says why no further flow is left, when none is.
+    """
     for position, flow in enumerate(flows):
         request = make_request(flow)
         try:
             return flow, request, flow.run(request)
         except FlowFallback as exc:
             following = flows[position + 1] if position + 1 < len(flows) else None
-            if not may_fall_back or following is None:
+            if not may_fall_back:
                 raise FlowFailed(exc.message, hint=exc.hint) from None
+            if following is None:
+                why = f" ({'; '.join(unsupported)})" if unsupported else ""
+                message = f"{exc.message.rstrip('.')}; no other login flow can run here{why}."
+                raise FlowFailed(message, hint=exc.hint) from None
             notify(f"{exc.message} Falling back to {following.title}...")
     raise AssertionError("unreachable: run_flows needs at least one flow")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from exls_core.errors import ExlsError
 from exls_core.plugin import FlowFailed, FlowFallback, FlowRequest, TokenResponse
@@ -17,6 +18,7 @@ from exls_flows_pkce import pages
 from exls_flows_pkce.browser import Launch, Opener, open_url
 from exls_flows_pkce.exchange import exchange_code
 from exls_flows_pkce.listener import CONNECTION_TIMEOUT, CallbackListener, PortsBusy
+from exls_flows_pkce.messages import plain
 from exls_flows_pkce.pkce import authorization_url, challenge, new_state, new_verifier
 
 DEFAULT_TIMEOUT = 120.0
@@ -33,13 +35,10 @@ def run(
     clock: Callable[[], float] = time.monotonic,
 ) -> TokenResponse:
     metadata = request.metadata
-    endpoint = metadata.get("authorization_endpoint")
-    token_endpoint = metadata.get("token_endpoint")
-    if not isinstance(endpoint, str) or not isinstance(token_endpoint, str):
-        raise FlowFallback("The identity provider offers no browser login (no endpoints).")
-    methods = metadata.get("code_challenge_methods_supported")
-    if isinstance(methods, list) and "S256" not in methods:
-        raise FlowFallback("The identity provider does not support PKCE with S256.")
+    problem = provider_problem(metadata)
+    if problem is not None:
+        raise FlowFallback(problem)
+    endpoint, token_endpoint = metadata["authorization_endpoint"], metadata["token_endpoint"]
 
     state, verifier = new_state(), new_verifier()
     try:
@@ -88,6 +87,18 @@ def run(
         return response
 
 
+def provider_problem(metadata: Mapping[str, Any]) -> str | None:
+    """Why this provider cannot do the browser flow (see the exls_flow_supported hook)."""
+    endpoint = metadata.get("authorization_endpoint")
+    token_endpoint = metadata.get("token_endpoint")
+    if not isinstance(endpoint, str) or not isinstance(token_endpoint, str):
+        return "The identity provider offers no browser login (no endpoints)."
+    methods = metadata.get("code_challenge_methods_supported")
+    if isinstance(methods, list) and "S256" not in methods:
+        return "The identity provider does not support PKCE with S256."
+    return None
+
+
 def _wait_for_code(
     request: FlowRequest,
     listener: CallbackListener,
@@ -116,6 +127,9 @@ def _wait_for_code(
             if launch.failed:  # a launcher that waited for its browser, then failed
                 raise FlowFallback("Could not open a browser.")
             status.update(_waiting(deadline - clock()))
+    if callback.error == "invalid_scope":
+        description = callback.error_description
+        raise request.scope_refused(plain(description) if description else None)
     if callback.failure or not callback.code:
         raise FlowFailed(callback.failure or "The browser's redirect carried no code.")
     return callback.code

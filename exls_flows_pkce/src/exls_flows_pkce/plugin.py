@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from exls_core.plugin import FlowEnvironment, FlowRequest, TokenResponse, hookimpl
+from collections.abc import Mapping
+from typing import Any
+
+from exls_core.plugin import FlowEnvironment, FlowRequest, FlowUnavailable, TokenResponse, hookimpl
 
 
 @hookimpl
@@ -15,6 +18,15 @@ def exls_flow_priority(env: FlowEnvironment) -> float:
     from exls_flows_pkce.availability import priority
 
     return priority(env)
+
+
+@hookimpl
+def exls_flow_supported(metadata: Mapping[str, Any]) -> None:
+    from exls_flows_pkce.flow import provider_problem
+
+    problem = provider_problem(metadata)
+    if problem is not None:
+        raise FlowUnavailable(problem)
 
 
 @hookimpl

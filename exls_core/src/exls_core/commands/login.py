@@ -72,7 +72,7 @@ def _login(
     from exls_core.email import remember_email
     from exls_core.plugin import FlowRequest, TokenResponse
     from exls_core.plugins import Flow, load_registry
-    from exls_core.resolver import AUTO, choose, current_environment, run_flows
+    from exls_core.resolver import AUTO, choose, current_environment, fit_provider, run_flows
     from exls_core.routing import resolve_route
     from exls_core.session import SessionStore, complete_login
     from exls_core.session.login import validate_response
@@ -83,7 +83,8 @@ def _login(
     route = resolve_route(email, settings, registry, organization=organization, warn=ui.warning)
     ui.message(route.announcement)
     SessionStore().check_usable()  # no point signing in when the tokens cannot be kept
-    metadata = fetch_metadata(settings)
+    metadata = fetch_metadata(settings, warn=ui.warning)
+    flows, unsupported = fit_provider(flows, metadata, explicit=requested != AUTO)
     warm_up = _import_in_background()
 
     def check_tokens(response: TokenResponse) -> None:
@@ -115,7 +116,11 @@ def _login(
 
     try:
         flow, request, response = run_flows(
-            flows, make_request, ui.message, may_fall_back=requested == AUTO
+            flows,
+            make_request,
+            ui.message,
+            may_fall_back=requested == AUTO,
+            unsupported=unsupported,
         )
     finally:
         # An interpreter exiting while a daemon thread imports native modules can abort
