@@ -70,6 +70,13 @@ KINDS: dict[str, tuple[str, str]] = {
         "huge, hang, reset, another `sub`, bad ID token, no access_token, 307",
         "invalid_grant: session removed only if unchanged; otherwise exit 1, session kept",
     ),
+    "providers": (
+        "what standards let providers do (issue 14): a device grant without an ID token and "
+        "userinfo failing (401, no sub, JWT, HTML, hang, not advertised, http), the code flow "
+        "without one, another `sub` in the first refreshed ID token, `invalid_scope`, RFC 8414 "
+        "metadata lying or hanging at logout",
+        "login: exit 1, previous session kept; logout: one warning, entries removed",
+    ),
     "listener": (
         "hostile local callers against the PKCE loopback listener: paths, states, repeats, "
         "script injection, oversized and malformed requests, slow and parallel clients",

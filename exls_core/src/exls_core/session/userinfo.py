@@ -48,7 +48,7 @@ def fetch_userinfo(
             response = http.get(url, headers=headers, stream=True)
             if response.status_code != 200:
                 raise UserinfoFailed(f"answered HTTP {response.status_code}")
-            if "json" not in response.headers.get("Content-Type", "application/json"):
+            if "application/jwt" in response.headers.get("Content-Type", ""):
                 raise UserinfoFailed("answered with a signed or encrypted response, not JSON")
             claims = read_json(response, "userinfo endpoint")
     except requests.RequestException as exc:
