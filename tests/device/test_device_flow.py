@@ -262,6 +262,15 @@ def test_a_provider_without_device_flow_fails_clearly_before_any_request(
         ),
         (js(404, {"detail": "nope"}), "The device authorization endpoint answered HTTP 404."),
         (
+            js(
+                400, {"error": "invalid_scope", "error_description": "Unknown scope\x1b[2J: openid"}
+            ),
+            "The identity provider does not accept the requested scopes "
+            '"openid profile email offline_access" '
+            "(invalid_scope: Unknown scope[2J: openid); set EXLS_AUTH_SCOPES to the scopes it "
+            "allows for this client.",
+        ),
+        (
             js(200, ["device_code"]),
             "The identity provider's device authorization answer is not an object.",
         ),

@@ -172,11 +172,11 @@ class FlowRequest:
         detail = f"invalid_scope: {description.rstrip('.')}" if description else "invalid_scope"
         kept = [s for s in self.scopes if s not in refused]
         if refused and "openid" in kept:
-            names = " ".join(refused)
+            several = len(refused) > 1
             return FlowFailed(
-                f"The identity provider does not accept the scope{'s' * (len(refused) > 1)} "
-                f'"{names}" ({detail}); remove it from EXLS_AUTH_SCOPES, '
-                f'e.g. EXLS_AUTH_SCOPES="{" ".join(kept)}".'
+                f"The identity provider does not accept the scope{'s' * several} "
+                f'"{" ".join(refused)}" ({detail}); remove {"them" if several else "it"} from '
+                f'EXLS_AUTH_SCOPES, e.g. EXLS_AUTH_SCOPES="{" ".join(kept)}".'
             )
         return FlowFailed(
             f'The identity provider does not accept the requested scopes "{" ".join(self.scopes)}" '
