@@ -195,7 +195,8 @@ class TokenResponse:
     id_token: str | None = None
     scope: str | None = None
     nonce: str | None = None
-    """The nonce the flow sent (``request.nonce``), or None when the protocol has none."""
+    """The nonce the flow sent (``request.nonce``), or None when the protocol has none. Only
+    then may ``id_token`` be missing: core identifies the user at the userinfo endpoint."""
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any], *, nonce: str | None = None) -> TokenResponse:
