@@ -40,10 +40,10 @@ def validate_response(
     Without an ID token from a flow without a nonce (the device grant): the userinfo claims.
     """
     if not response.id_token:
-        from exls_core.session.userinfo import fetch_userinfo, may_use_userinfo
+        from exls_core.session import userinfo
 
-        if may_use_userinfo(has_id_token=False, nonce=response.nonce):
-            return fetch_userinfo(metadata, response.access_token, http_timeout)
+        if userinfo.may_identify(response):
+            return userinfo.fetch_userinfo(metadata, response.access_token, http_timeout)
         # openid is always requested, and the code flow must bind its answer to the nonce.
         raise IdTokenRejected(
             "the token response has none, although the openid scope was requested"

@@ -13,9 +13,12 @@ get an ID token back, or the login is refused.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exls_core.errors import ExlsError
+
+if TYPE_CHECKING:
+    from exls_core.plugin import TokenResponse
 
 
 class UserinfoFailed(ExlsError):
@@ -26,9 +29,10 @@ class UserinfoFailed(ExlsError):
         )
 
 
-def may_use_userinfo(has_id_token: bool, nonce: str | None) -> bool:
-    """A response without an ID token from a protocol without a nonce (the device grant)."""
-    return not has_id_token and nonce is None
+def may_identify(response: TokenResponse) -> bool:
+    """Whether userinfo may stand in for the ID token: none came, and the protocol has no
+    nonce (the device grant) that an ID token would have had to bind the answer to."""
+    return not response.id_token and response.nonce is None
 
 
 def fetch_userinfo(
