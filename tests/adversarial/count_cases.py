@@ -23,7 +23,7 @@ BEGIN, END = "<!-- cases:begin -->", "<!-- cases:end -->"
 KINDS: dict[str, tuple[str, str]] = {
     "id_token": (
         "ID token: OpenID RP certification cases (alg none, bad signatures, HS256 with the "
-        "client id, iss, aud, azp, exp, iat, nbf, sub, kid, malformed, absent), through the CLI",
+        "client id, iss, aud, azp, exp, iat, nbf, sub, kid, malformed), through the CLI",
         "exit 1, `ID token rejected: <check>`, keyring unchanged, previous session shown",
     ),
     "nonce": (
