@@ -23,7 +23,7 @@ BEGIN, END = "<!-- cases:begin -->", "<!-- cases:end -->"
 KINDS: dict[str, tuple[str, str]] = {
     "id_token": (
         "ID token: OpenID RP certification cases (alg none, bad signatures, HS256 with the "
-        "client id, iss, aud, azp, exp, iat, nbf, sub, kid, malformed, absent), through the CLI",
+        "client id, iss, aud, azp, exp, iat, nbf, sub, kid, malformed), through the CLI",
         "exit 1, `ID token rejected: <check>`, keyring unchanged, previous session shown",
     ),
     "nonce": (
@@ -73,6 +73,13 @@ KINDS: dict[str, tuple[str, str]] = {
         "hanging after the rotation, no access_token, 307",
         "invalid_grant or another identity: session removed (invalid_grant only if unchanged); "
         "otherwise exit 1, session kept (with the rotated refresh token)",
+    ),
+    "providers": (
+        "what standards let providers do (issue 14): a device grant without an ID token and "
+        "userinfo failing (401, no sub, JWT, HTML, hang, not advertised, http), the code flow "
+        "without one, another `sub` in the first refreshed ID token, `invalid_scope`, RFC 8414 "
+        "metadata lying or hanging at logout",
+        "login: exit 1, previous session kept; logout: one warning, entries removed",
     ),
     "listener": (
         "hostile local callers against the PKCE loopback listener: paths, states, repeats, "

@@ -3,7 +3,8 @@
 One HTTP server on 127.0.0.1 hosts many *tenants*, each an issuer of its own
 (``http://127.0.0.1:<port>/t/<name>``) with its own keys, behaviour and records, so that
 scenarios can run concurrently against one server. A tenant speaks discovery, JWKS, device
-authorization, token (device code, authorization code with PKCE, refresh) and revocation,
+authorization, token (device code, authorization code with PKCE, refresh), revocation,
+userinfo and RFC 8414 metadata (at ``/.well-known/oauth-authorization-server/t/<name>``),
 and its ``/authorize`` plays the browser's part of the PKCE flow: it calls the loopback
 redirect back with a code and the state.
 
@@ -169,6 +170,12 @@ class Tenant:
     token_fault: Fault | None = None  # device code and authorization code grants
     refresh_fault: Fault | None = None
     revoke_fault: Fault | None = None
+    userinfo_claims: dict[str, Any] = field(
+        default_factory=lambda: {"sub": SUBJECT, "email": EMAIL}
+    )
+    userinfo_fault: Fault | None = None
+    oauth_metadata: dict[str, Any] | None = None  # RFC 8414 keys (None values drop); None: 404
+    oauth_metadata_fault: Fault | None = None
     on_refresh: Callable[[Tenant], None] | None = None
     clock: Callable[[], float] = time.monotonic  # timestamps of polls and device requests
     callback: str = "auto"  # auto: /authorize calls the loopback back; manual: the test does
@@ -182,6 +189,7 @@ class Tenant:
     authorizations: list[dict[str, str]] = field(default_factory=list)
     callback_replies: list[tuple[int, str]] = field(default_factory=list)
     revoked: list[dict[str, str]] = field(default_factory=list)
+    userinfo_tokens: list[str] = field(default_factory=list)  # bearer tokens userinfo got
     refresh_valid: set[str] = field(default_factory=set)
     refresh_used: set[str] = field(default_factory=set)
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -215,11 +223,19 @@ class Tenant:
             "device_authorization_endpoint": f"{self.issuer}/device",
             "revocation_endpoint": f"{self.issuer}/revoke",
             "jwks_uri": f"{self.issuer}/jwks",
+            "userinfo_endpoint": f"{self.issuer}/userinfo",
             "response_types_supported": ["code"],
             "code_challenge_methods_supported": ["S256"],
             "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         }
         doc.update(self.discovery_extra)
+        return {k: v for k, v in doc.items() if v is not None}
+
+    def authorization_server_metadata(self) -> dict[str, Any] | None:
+        if self.oauth_metadata is None:
+            return None
+        doc = {"issuer": self.issuer, "token_endpoint": f"{self.issuer}/token"}
+        doc.update(self.oauth_metadata)
         return {k: v for k, v in doc.items() if v is not None}
 
     def claims_for(self, nonce: str | None, **overrides: Any) -> dict[str, Any]:
@@ -409,6 +425,10 @@ class _Handler(BaseHTTPRequestHandler):
     # --- GET
 
     def do_GET(self) -> None:
+        prefix = "/.well-known/oauth-authorization-server/t/"
+        if self.path.startswith(prefix):  # RFC 8414 section 3: before the issuer's path
+            self._oauth_metadata(self.path.removeprefix(prefix))
+            return
         found = self._tenant()
         if found is None:
             self._json(404, {"error": "not_found"})
@@ -427,8 +447,29 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(200, {"keys": [key.jwk() for key in tenant.jwks_keys()]})
         elif endpoint == "authorize":
             self._authorize(tenant, query)
+        elif endpoint == "userinfo":
+            authorization = self.headers.get("Authorization", "")
+            with tenant.lock:
+                tenant.userinfo_tokens.append(authorization.removeprefix("Bearer "))
+            if tenant.userinfo_fault:
+                self._fault(tenant.userinfo_fault)
+            else:
+                self._json(200, tenant.userinfo_claims)
         else:
             self._json(404, {"error": "not_found"})
+
+    def _oauth_metadata(self, name: str) -> None:
+        tenant = self.server.idp.tenants.get(name)
+        document = tenant.authorization_server_metadata() if tenant is not None else None
+        if tenant is not None:
+            tenant.hits["oauth-authorization-server"] += 1
+            if tenant.oauth_metadata_fault:
+                self._fault(tenant.oauth_metadata_fault)
+                return
+        if document is None:
+            self._json(404, {"error": "not_found"})
+        else:
+            self._json(200, document)
 
     def _authorize(self, tenant: Tenant, query: dict[str, str]) -> None:
         code = tenant.record("code", _issue("AC-"))

@@ -113,8 +113,8 @@ DISCOVERY: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "no-device-endpoint": (
         {"discovery_extra": {"device_authorization_endpoint": None}},
-        "The identity provider does not support the device code flow "
-        "(its discovery document has no device_authorization_endpoint).",
+        "The identity provider does not offer device login; "
+        "its metadata has no device_authorization_endpoint.",
     ),
 }
 

@@ -19,7 +19,7 @@ from exls_core.plugin import (
     hookimpl,
 )
 from exls_core.registry import load_registry
-from exls_core.resolver import choose, rank, run_flows
+from exls_core.resolver import choose, fit_provider, rank, run_flows
 
 ENV = FlowEnvironment(
     environ={}, platform="linux", stdin_is_terminal=False, stderr_is_terminal=False
@@ -34,6 +34,7 @@ class FakeFlow:
     reason: str = "not here"
     outcome: Any = "ok"  # "ok", or an exception instance to raise
     title: str | None = None
+    needs: str | None = None  # a discovery key the provider must have (exls_flow_supported)
     calls: list[str] = field(default_factory=list)
 
     @hookimpl
@@ -45,6 +46,11 @@ class FakeFlow:
         if self.priority is None:
             raise FlowUnavailable(self.reason)
         return self.priority
+
+    @hookimpl
+    def exls_flow_supported(self, metadata: Any) -> None:
+        if self.needs and self.needs not in metadata:
+            raise FlowUnavailable(f"no {self.needs}.")
 
     @hookimpl
     def exls_flow_run(self, request: FlowRequest) -> TokenResponse:
@@ -143,8 +149,29 @@ def test_fallback_chain_announces_each_step() -> None:
 
 def test_last_flow_falling_back_becomes_the_error() -> None:
     reg = registry(pkce=FakeFlow(90, outcome=FlowFallback("Browser authentication timed out.")))
-    with pytest.raises(FlowFailed, match=r"Browser authentication timed out\."):
+    with pytest.raises(FlowFailed) as failed:
         run_flows(choose(reg, "auto", ENV).flows, request_for, lambda _: None, may_fall_back=True)
+    assert failed.value.message == (
+        "Browser authentication timed out; no other login flow can run here."
+    )
+
+
+def test_last_flow_falling_back_names_the_flows_the_provider_cannot_serve() -> None:
+    reg = registry(pkce=FakeFlow(90, outcome=FlowFallback("Browser authentication timed out.")))
+    notes: list[str] = []
+    with pytest.raises(FlowFailed) as failed:
+        run_flows(
+            choose(reg, "auto", ENV).flows,
+            request_for,
+            notes.append,
+            may_fall_back=True,
+            unsupported=["device_code: the identity provider does not offer device login"],
+        )
+    assert failed.value.message == (
+        "Browser authentication timed out; no other login flow can run here "
+        "(device_code: the identity provider does not offer device login)."
+    )
+    assert notes == []
 
 
 def test_explicit_flow_never_falls_back() -> None:
@@ -321,3 +348,115 @@ def test_the_fallback_line_carries_the_hint() -> None:
         "Browser authentication timed out. Next time try --no-browser. "
         "Falling back to device code flow..."
     ]
+
+
+# --- fit_provider: flows the identity provider cannot serve ------------------------------
+
+
+def test_auto_drops_the_flows_the_provider_cannot_serve_and_says_why() -> None:
+    reg = registry(a=FakeFlow(90), d=FakeFlow(50, needs="device_authorization_endpoint"))
+    usable, unsupported = fit_provider(choose(reg, "auto", ENV).flows, {}, explicit=False)
+    assert [flow.id for flow in usable] == ["a"]
+    assert unsupported == ["d: no device_authorization_endpoint"]
+
+
+def test_a_flow_named_explicitly_fails_in_one_line_when_the_provider_cannot_serve_it() -> None:
+    reg = registry(d=FakeFlow(50, needs="device_authorization_endpoint"))
+    with pytest.raises(FlowFailed) as failed:
+        fit_provider(choose(reg, "d", ENV).flows, {}, explicit=True)
+    assert failed.value.message == "no device_authorization_endpoint." and failed.value.hint is None
+
+
+def test_no_flow_the_provider_can_serve() -> None:
+    reg = registry(a=FakeFlow(90, needs="authorization_endpoint"), d=FakeFlow(50, needs="x"))
+    with pytest.raises(
+        ExlsError,
+        match=r"No login flow can run with this identity provider "
+        r"\(a: no authorization_endpoint; d: no x\)\.",
+    ):
+        fit_provider(choose(reg, "auto", ENV).flows, {}, explicit=False)
+
+
+def test_a_flow_without_the_hook_serves_any_provider() -> None:
+    reg = registry(a=FakeFlow(90))
+    assert [f.id for f in fit_provider(choose(reg, "auto", ENV).flows, {}, explicit=False)[0]] == [
+        "a"
+    ]
+
+
+def test_a_support_check_that_raises_something_else_is_a_plugin_error() -> None:
+    class Broken(FakeFlow):
+        @hookimpl
+        def exls_flow_supported(self, metadata: Any) -> None:
+            raise KeyError("oops")
+
+    reg = registry(b=Broken(90))
+    with pytest.raises(PluginError, match="exls_flow_supported raised KeyError"):
+        fit_provider(choose(reg, "auto", ENV).flows, {}, explicit=False)
+
+
+# --- FlowRequest.scope_refused: invalid_scope ---------------------------------------------
+
+
+def scope_request(scopes: tuple[str, ...], **metadata: Any) -> FlowRequest:
+    return FlowRequest(
+        issuer="https://idp.example",
+        metadata=metadata,
+        client_id="c",
+        scopes=scopes,
+        nonce="n",
+        ui=None,  # type: ignore[arg-type]
+        http=None,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("scopes", "metadata", "description", "message"),
+    [
+        (
+            ("openid", "email", "offline_access"),
+            {"scopes_supported": ["openid", "email"]},
+            None,
+            'The identity provider does not accept the scope "offline_access" (invalid_scope); '
+            'remove it from EXLS_AUTH_SCOPES, e.g. EXLS_AUTH_SCOPES="openid email".',
+        ),
+        (
+            ("openid", "read:all", "https://graph.example/User.Read"),
+            {},
+            "Some requested scopes were invalid. {invalid=[https://graph.example/User.Read]}",
+            'The identity provider does not accept the scope "https://graph.example/User.Read" '
+            "(invalid_scope: Some requested scopes were invalid. "
+            "{invalid=[https://graph.example/User.Read]}); remove it from EXLS_AUTH_SCOPES, "
+            'e.g. EXLS_AUTH_SCOPES="openid read:all".',
+        ),
+        (
+            ("openid", "a", "b"),
+            {},
+            "The scopes 'a', 'b' are not allowed.",
+            'The identity provider does not accept the scopes "a b" (invalid_scope: The scopes '
+            "'a', 'b' are not allowed); remove them from EXLS_AUTH_SCOPES, "
+            'e.g. EXLS_AUTH_SCOPES="openid".',
+        ),
+        (
+            ("openid", "profile"),
+            {},
+            "requested scope is not allowed",
+            'The identity provider does not accept the requested scopes "openid profile" '
+            "(invalid_scope: requested scope is not allowed); set EXLS_AUTH_SCOPES to the "
+            "scopes it allows for this client.",
+        ),
+        (  # the provider refuses openid itself: nothing sensible to suggest
+            ("openid", "profile"),
+            {"scopes_supported": ["profile"]},
+            None,
+            'The identity provider does not accept the requested scopes "openid profile" '
+            "(invalid_scope); set EXLS_AUTH_SCOPES to the scopes it allows for this client.",
+        ),
+    ],
+)
+def test_scope_refused_names_the_scope_and_the_setting(
+    scopes: tuple[str, ...], metadata: dict[str, Any], description: str | None, message: str
+) -> None:
+    refused = scope_request(scopes, **metadata).scope_refused(description)
+    assert isinstance(refused, FlowFailed)
+    assert refused.message == message and refused.hint is None

@@ -124,5 +124,5 @@ def test_routing_parameters_cannot_replace_client_id_or_scope() -> None:
 @pytest.mark.parametrize("value", [None, "", 42])
 def test_no_device_endpoint(value: object) -> None:
     metadata = {} if value is None else {"device_authorization_endpoint": value}
-    with pytest.raises(FlowFailed, match="does not support the device code flow"):
+    with pytest.raises(FlowFailed, match="does not offer device login"):
         authorization.endpoint(metadata)

@@ -10,6 +10,11 @@
 //   GET  /__test__/config          current runtime settings
 //   POST /__test__/config          JSON body merged into the runtime settings (see `settings`)
 //   POST /__test__/lookup          JSON {"token": "..."} -> is it a live access/refresh token?
+//
+// Provider shapes, chosen at start: IDP_ISSUER_PATH (an issuer with a path, e.g. /realms/acme,
+// or "/" for a trailing slash; everything is served under it), IDP_ROUTE_SLASH=1 (endpoints
+// with trailing slashes), IDP_DEVICE_FLOW=0 (no device flow), IDP_CLIENT_SCOPE (the scopes
+// the client may request; others it knows answer invalid_scope).
 
 import { createServer } from 'node:https';
 import { readFileSync } from 'node:fs';
@@ -41,6 +46,20 @@ const envInt = (name, fallback) => {
 };
 
 const CLIENT_ID = process.env.IDP_CLIENT_ID || 'exls-test-client';
+const ISSUER_PATH = process.env.IDP_ISSUER_PATH || '';
+const MOUNT = ISSUER_PATH.replace(/\/$/, ''); // where the provider is served: '' or '/realms/acme'
+const DEVICE_FLOW = process.env.IDP_DEVICE_FLOW !== '0';
+const SLASH = process.env.IDP_ROUTE_SLASH === '1' ? '/' : '';
+const ROUTES = {
+  authorization: `/auth${SLASH}`,
+  token: `/token${SLASH}`,
+  device_authorization: `/device/auth${SLASH}`,
+  revocation: `/token/revocation${SLASH}`,
+  userinfo: `/me${SLASH}`,
+  jwks: `/jwks${SLASH}`,
+};
+// RFC 8414 section 3: the well-known part goes between the host and the issuer's path.
+const OAUTH_METADATA_PATH = `/.well-known/oauth-authorization-server${MOUNT}`;
 // Native client: a loopback redirect registered without a port matches any port (RFC 8252 7.3).
 const REDIRECT_URIS = (process.env.IDP_REDIRECT_URIS || 'http://127.0.0.1/callback')
   .split(',').map((s) => s.trim()).filter(Boolean);
@@ -64,10 +83,21 @@ const STARTUP_SETTINGS = Object.freeze({
   // Skip the consent screen (like a first-party app); the grant covers whatever was requested.
   skip_consent: process.env.IDP_SKIP_CONSENT === '1',
   // Faults to inject, consumed in order: {route: "token"|"authorization"|"device_authorization"|
-  // "revocation"|"userinfo"|"discovery", grant_type?, status?, error?, error_description?,
+  // "revocation"|"userinfo"|"discovery"|"oauth_metadata", grant_type?, status?, error?, error_description?,
   // delay_ms?, times?: 1}. With `error` the request is answered with it; with only
   // `delay_ms` it is delayed and then served normally.
   inject: [],
+  // Grant types whose token responses leave out the id_token (RFC 8628 does not require one
+  // from the device grant), e.g. ["urn:ietf:params:oauth:grant-type:device_code"].
+  drop_id_token: [],
+  // false: no refresh tokens at all, offline_access or not.
+  issue_refresh_token: true,
+  // Keys set in (null: removed from) the OpenID discovery document, e.g. to advertise the
+  // revocation endpoint only in the RFC 8414 metadata.
+  discovery_patch: {},
+  // Serve RFC 8414 authorization server metadata (the provider's unpatched metadata) at
+  // OAUTH_METADATA_PATH; otherwise that path answers 404.
+  oauth_metadata: false,
 });
 let settings = structuredClone(STARTUP_SETTINGS);
 
@@ -132,10 +162,13 @@ const configuration = {
     client_name: 'exls test client',
     application_type: 'native',
     token_endpoint_auth_method: 'none',
-    grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
+    grant_types: ['authorization_code', 'refresh_token',
+      ...(DEVICE_FLOW ? ['urn:ietf:params:oauth:grant-type:device_code'] : [])],
     response_types: ['code'],
     redirect_uris: REDIRECT_URIS,
+    ...(process.env.IDP_CLIENT_SCOPE ? { scope: process.env.IDP_CLIENT_SCOPE } : {}),
   }],
+  routes: ROUTES,
   jwks: { keys: [signingKey] },
   cookies: { keys: [randomBytes(32).toString('hex')] },
   findAccount,
@@ -154,7 +187,7 @@ const configuration = {
   pkce: { required: () => true },
   features: {
     devInteractions: { enabled: true },
-    deviceFlow: { enabled: true },
+    deviceFlow: { enabled: DEVICE_FLOW },
     revocation: { enabled: true },
     userinfo: { enabled: true },
     // Auth0-style `audience` (or RFC 8707 `resource`) names an API: its access token is then a
@@ -174,8 +207,8 @@ const configuration = {
   },
   // Refresh tokens only when offline_access was granted (default), rotated for public clients
   // (default rotateRefreshToken). See the /auth pre-processing below for the prompt quirk.
-  issueRefreshToken: async (_ctx, client, code) => client.grantTypeAllowed('refresh_token')
-    && code.scopes.has('offline_access'),
+  issueRefreshToken: async (_ctx, client, code) => settings.issue_refresh_token
+    && client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
   ttl: {
     AccessToken: () => settings.access_token_ttl,
     AuthorizationCode: () => 60,
@@ -200,7 +233,7 @@ await new Promise((resolve, reject) => {
   server.listen(Number.parseInt(args.port, 10), args.host, resolve);
 });
 const { port } = server.address();
-const issuer = `https://${args.host}:${port}`;
+const issuer = `https://${args.host}:${port}${ISSUER_PATH}`;
 const provider = new Provider(issuer, configuration);
 
 const ADMIN = '/__test__/';
@@ -208,11 +241,8 @@ const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
 
 // Route names of oidc-provider for the paths the pre-processing must match before routing.
 const ROUTE_BY_PATH = {
-  '/auth': 'authorization',
-  '/token': 'token',
-  '/device/auth': 'device_authorization',
-  '/token/revocation': 'revocation',
-  '/me': 'userinfo',
+  ...Object.fromEntries(Object.entries(ROUTES).filter(([name]) => name !== 'jwks')
+    .map(([name, path]) => [path, name])),
   '/.well-known/openid-configuration': 'discovery',
 };
 
@@ -305,7 +335,7 @@ provider.use(async (ctx, next) => {
 
 // Recording, fault injection and small behavioural tweaks around the provider's own routes.
 provider.use(async (ctx, next) => {
-  const route = ROUTE_BY_PATH[ctx.path];
+  const route = ctx.req.oauthMetadata ? 'oauth_metadata' : ROUTE_BY_PATH[ctx.path];
   let params = { ...ctx.query };
   if (route && ctx.method === 'POST' && ctx.is('application/x-www-form-urlencoded')) {
     // Parse the form here so faults can match on it; oidc-provider then reuses req.body.
@@ -334,6 +364,13 @@ provider.use(async (ctx, next) => {
   }
 
   // RFC 8628 3.5: a client that polls faster than the interval gets slow_down (+5 s).
+  if (route === 'oauth_metadata' && !settings.oauth_metadata) {
+    ctx.status = 404;
+    ctx.body = { error: 'not_found' };
+    recordEvent(ctx, 'oauth_metadata', params);
+    return;
+  }
+
   if (route === 'token' && params.grant_type === 'urn:ietf:params:oauth:grant-type:device_code') {
     const state = devicePolls.get(params.device_code);
     const now = Date.now();
@@ -375,6 +412,17 @@ provider.use(async (ctx, next) => {
     ctx.body = ctx.body.replace(/@import url\(https:\/\/fonts\.googleapis\.com[^)]*\);?/g, '');
   }
 
+  if (route === 'discovery' && ctx.status === 200 && ctx.body?.issuer) {
+    const patched = { ...ctx.body, ...settings.discovery_patch };
+    ctx.body = Object.fromEntries(Object.entries(patched).filter(([, v]) => v !== null));
+  }
+  if (route === 'oauth_metadata') recordEvent(ctx, route, params);
+
+  if (route === 'token' && ctx.status === 200 && settings.drop_id_token.includes(params.grant_type)) {
+    const { id_token: _dropped, ...rest } = ctx.body;
+    ctx.body = rest;
+  }
+
   if (route === 'device_authorization' && ctx.status === 200 && ctx.body?.device_code) {
     ctx.body = { ...ctx.body, interval: settings.device_interval };
     devicePolls.set(ctx.body.device_code, { last: 0, interval: settings.device_interval });
@@ -400,7 +448,28 @@ provider.use(async (ctx, next) => {
 provider.on('grant.revoked', (ctx) => { ctx.state.grantRevoked = true; });
 provider.on('server_error', (ctx, err) => { console.error('server_error', ctx.path, err); });
 
-server.on('request', provider.callback());
+// Serve the provider under MOUNT as express's app.use(MOUNT, ...) would (oidc-provider builds
+// its URLs from req.originalUrl or req.baseUrl), and the RFC 8414 metadata at the host's root.
+const handle = provider.callback();
+server.on('request', (req, res) => {
+  const [path, query] = req.url.split(/\?(.*)/s);
+  const search = query === undefined ? '' : `?${query}`;
+  if (path === OAUTH_METADATA_PATH) {
+    req.oauthMetadata = true;
+    req.originalUrl = `${MOUNT}/.well-known/openid-configuration${search}`;
+    req.url = `/.well-known/openid-configuration${search}`;
+  } else if (MOUNT) {
+    if (path !== MOUNT && !path.startsWith(`${MOUNT}/`)) {
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not_found"}');
+      return;
+    }
+    req.originalUrl = req.url;
+    req.url = req.url.slice(MOUNT.length) || '/';
+  }
+  // Where the mount path comes from once the pre-processing above has rewritten the query.
+  req.baseUrl = MOUNT;
+  handle(req, res);
+});
 process.stdout.write(`${JSON.stringify({
   event: 'listening', issuer, port, client_id: CLIENT_ID, redirect_uris: REDIRECT_URIS, pid: process.pid,
 })}\n`);

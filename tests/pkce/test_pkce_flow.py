@@ -3,6 +3,7 @@ endpoint checks the grant (code, PKCE verifier, redirect_uri, client_id) and ans
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -193,6 +194,28 @@ def test_access_denied_in_the_browser_fails(endpoint: TokenEndpoint) -> None:
     assert not isinstance(info.value, FlowFallback)
     browser.done.wait(5)
     assert "Sign-in failed" in browser.replies[0].body
+    assert endpoint.requests == []
+
+
+def test_invalid_scope_in_the_redirect_names_the_setting(endpoint: TokenEndpoint) -> None:
+    browser = FakeBrowser(
+        respond=lambda p: {
+            "error": "invalid_scope",
+            "error_description": "The scope 'offline_access' is not allowed.\x1b[2J",
+            "state": p["state"],
+        }
+    )
+    request = dataclasses.replace(
+        make_request(endpoint), scopes=("openid", "email", "offline_access")
+    )
+    with pytest.raises(FlowFailed) as info:
+        run(request, browser, endpoint)
+    assert not isinstance(info.value, FlowFallback)
+    assert info.value.message == (
+        'The identity provider does not accept the scope "offline_access" (invalid_scope: The '
+        "scope 'offline_access' is not allowed. [2J); remove it from EXLS_AUTH_SCOPES, "
+        'e.g. EXLS_AUTH_SCOPES="openid email".'
+    )
     assert endpoint.requests == []
 
 

@@ -169,7 +169,11 @@ def test_a_provider_error_ends_the_login_escaped_in_the_page_plain_for_the_termi
 
 def test_access_denied_says_so(listener: CallbackListener) -> None:
     redirect(listener, error="access_denied", error_description="User cancelled.", state=STATE)
-    assert listener.wait(0) == Callback(failure="Login was denied in the browser (User cancelled).")
+    assert listener.wait(0) == Callback(
+        failure="Login was denied in the browser (User cancelled).",
+        error="access_denied",
+        error_description="User cancelled.",
+    )
 
 
 def test_repeated_callbacks_after_completion_are_ignored(listener: CallbackListener) -> None:

@@ -167,6 +167,19 @@ def test_expired_without_a_refresh_token(
     assert idp.refreshes == 0
 
 
+def test_without_a_refresh_token_the_token_is_used_until_it_expires(
+    memory_keyring: MemoryKeyring, settings: Settings, idp: FakeIdP
+) -> None:
+    session = stored(idp, expires_in=30, refresh_token=None)  # within the 60 s margin
+    assert token_at(settings) == session
+    assert get_access_token(settings, store=SessionStore(), clock=lambda: NOW + 29) == (
+        session.access_token
+    )
+    with pytest.raises(SessionExpired):
+        token_at(settings, now=NOW + 30)
+    assert idp.refreshes == 0
+
+
 def test_not_logged_in(memory_keyring: MemoryKeyring, settings: Settings) -> None:
     with pytest.raises(NotLoggedIn) as caught:
         token_at(settings)

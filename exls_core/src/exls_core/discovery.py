@@ -6,12 +6,17 @@ plain http on a loopback host is allowed only when the issuer itself is on loopb
 development): for a remote issuer, an http://127.0.0.1 endpoint would hand codes and tokens
 to whatever local program listens on that port. The validated document is cached on disk
 (it holds no secrets) so that refresh and logout do not refetch it every time.
+
+Where the OpenID document lacks an optional endpoint exls uses (revocation, device
+authorization), the provider's RFC 8414 authorization server metadata is read too, with the
+same issuer check and https rules, and what it adds is cached with the document.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from exls_core.config import LOOPBACK_HOSTS, Settings
 from exls_core.errors import ExlsError
@@ -23,7 +28,11 @@ ENDPOINT_KEYS = (
     "device_authorization_endpoint",
     "revocation_endpoint",
     "jwks_uri",
+    "userinfo_endpoint",
 )
+# Optional endpoints that RFC 8414 metadata may add when OpenID discovery lacks them.
+SUPPLEMENTED = ("revocation_endpoint", "device_authorization_endpoint")
+RFC8414_TIMEOUT = 5.0  # the supplement is optional: never wait long for it
 
 
 class DiscoveryError(ExlsError):
@@ -46,16 +55,24 @@ def _check_url(key: str, url: Any, *, issuer: str) -> None:
     raise DiscoveryError(f"The identity provider's {key} is not https: {url[:100]}")
 
 
-def validate(document: Any, issuer: str) -> dict[str, Any]:
+def validate(
+    document: Any, issuer: str, *, required: tuple[str, ...] = ("token_endpoint", "jwks_uri")
+) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise DiscoveryError("The identity provider's discovery document is not a JSON object.")
     found = document.get("issuer")
     if found != issuer:
+        same_but_slash = isinstance(found, str) and found.rstrip("/") == issuer.rstrip("/")
+        advice = (
+            f"set EXLS_AUTH_ISSUER to exactly {found!r} (the trailing slash matters)"
+            if same_but_slash
+            else "check EXLS_AUTH_ISSUER"
+        )
         raise DiscoveryError(
             f"The identity provider says its issuer is {str(found)[:100]!r}, "
-            f"but exls is configured for {issuer!r}; check EXLS_AUTH_ISSUER."
+            f"but exls is configured for {issuer!r}; {advice}."
         )
-    for key in ("token_endpoint", "jwks_uri"):
+    for key in required:
         if key not in document:
             raise DiscoveryError(f"The identity provider's discovery document has no {key}.")
     for key in ENDPOINT_KEYS:
@@ -86,27 +103,39 @@ def _write_cache(issuer: str, document: dict[str, Any]) -> None:
     cache.store(_cache_path(issuer), issuer, document)
 
 
-def fetch_metadata(settings: Settings, *, use_cache: bool = True) -> dict[str, Any]:
-    """The issuer's validated discovery document (cached for a day)."""
-    if use_cache and (cached := _read_cache(settings.issuer)) is not None:
-        return cached
+def rfc8414_url(issuer: str) -> str:
+    """RFC 8414 section 3: the well-known part goes between the host and the issuer's path
+    (without its terminating "/"): https://host/realms/acme ->
+    https://host/.well-known/oauth-authorization-server/realms/acme."""
+    parts = urlsplit(issuer)
+    path = "/.well-known/oauth-authorization-server" + parts.path.rstrip("/")
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def _get_document(url: str, timeout: float, *, optional: bool = False) -> Any:
+    """GET a metadata document; DiscoveryError saying why not. ``optional`` (RFC 8414):
+    None when the provider has no such document (404, 410)."""
     import requests
 
     from exls_core.http import describe_network_error, new_session, read_json
 
-    url = settings.discovery_url
     try:
-        with new_session(settings.http_timeout) as http:
+        with new_session(timeout) as http:
             # A redirect is followed: the document's issuer must still match exactly.
             response = http.get(
                 url, stream=True, headers={"Accept": "application/json"}, allow_redirects=True
             )
+            if optional and response.status_code in (404, 410):
+                return None
             if response.status_code != 200:
+                answered = f"{url} answered HTTP {response.status_code}"
+                if optional:
+                    raise DiscoveryError(f"{answered}.")
                 raise DiscoveryError(
-                    f"OpenID discovery failed: {url} answered HTTP {response.status_code}; "
-                    "check EXLS_AUTH_ISSUER."
+                    f"OpenID discovery failed: {answered}; check EXLS_AUTH_ISSUER."
                 )
-            document = read_json(response, "OpenID discovery endpoint")
+            what = "authorization server metadata" if optional else "OpenID discovery"
+            return read_json(response, f"{what} endpoint")
     except DiscoveryError:
         raise
     except ExlsError as exc:
@@ -115,6 +144,48 @@ def fetch_metadata(settings: Settings, *, use_cache: bool = True) -> dict[str, A
         raise DiscoveryError(
             f"Cannot reach the identity provider: {describe_network_error(exc, url)}."
         ) from None
-    document = validate(document, settings.issuer)
-    _write_cache(settings.issuer, document)
+
+
+def _supplement(document: dict[str, Any], settings: Settings, warn: Callable[[str], None]) -> bool:
+    """Add the SUPPLEMENTED endpoints OpenID discovery lacks from the RFC 8414 metadata.
+
+    True when the answer is final (found, or no such metadata: 404); False when reading it
+    failed, which is said in one warning line (then the result is not cached, to retry).
+    """
+    missing = [key for key in SUPPLEMENTED if key not in document]
+    if not missing:
+        return True
+    url = rfc8414_url(settings.issuer)
+    try:
+        found = _get_document(url, min(settings.http_timeout, RFC8414_TIMEOUT), optional=True)
+        if found is None:
+            return True
+        validate(found, settings.issuer, required=())
+    except DiscoveryError as exc:
+        warn(f"ignoring the identity provider's RFC 8414 metadata: {exc.message.rstrip('.')}.")
+        return False
+    document.update({key: found[key] for key in missing if key in found})
+    return True
+
+
+def _stderr_warning(text: str) -> None:
+    from exls_core.ui import TerminalUI
+
+    TerminalUI().warning(text)
+
+
+def fetch_metadata(
+    settings: Settings,
+    *,
+    use_cache: bool = True,
+    warn: Callable[[str], None] = _stderr_warning,
+) -> dict[str, Any]:
+    """The issuer's validated discovery document (cached for a day), completed from its
+    RFC 8414 metadata where optional endpoints are missing (see :func:`_supplement`)."""
+    if use_cache and (cached := _read_cache(settings.issuer)) is not None:
+        return cached
+    found = _get_document(settings.discovery_url, settings.http_timeout)
+    document = validate(found, settings.issuer)
+    if _supplement(document, settings, warn):
+        _write_cache(settings.issuer, document)
     return document

@@ -273,6 +273,32 @@ class FlowRequest:
             params["login_hint"] = self.email
         return params
 
+    def scope_refused(self, description: str | None = None) -> FlowFailed:
+        """The error to raise when the provider answers ``invalid_scope`` (RFC 6749 4.1.2.1,
+        RFC 8628 3.2). It names the refused scope where that can be told (missing from the
+        provider's ``scopes_supported``, or named in ``description``, the provider's text
+        already made printable) and EXLS_AUTH_SCOPES, the setting to change."""
+        import re
+
+        supported = self.metadata.get("scopes_supported")
+        refused = [s for s in self.scopes if isinstance(supported, list) and s not in supported]
+        if not refused:
+            words = {w.rstrip(".:") for w in re.findall(r"[^\s,;'\"()\[\]{}=]+", description or "")}
+            refused = [s for s in self.scopes if s in words]
+        detail = f"invalid_scope: {description.rstrip('.')}" if description else "invalid_scope"
+        kept = [s for s in self.scopes if s not in refused]
+        if refused and "openid" in kept:
+            several = len(refused) > 1
+            return FlowFailed(
+                f"The identity provider does not accept the scope{'s' * several} "
+                f'"{" ".join(refused)}" ({detail}); remove {"them" if several else "it"} from '
+                f'EXLS_AUTH_SCOPES, e.g. EXLS_AUTH_SCOPES="{" ".join(kept)}".'
+            )
+        return FlowFailed(
+            f'The identity provider does not accept the requested scopes "{" ".join(self.scopes)}" '
+            f"({detail}); set EXLS_AUTH_SCOPES to the scopes it allows for this client."
+        )
+
 
 class NonceCheck(Enum):
     """Whether core checks the ID token's ``nonce`` claim against ``request.nonce``.
@@ -306,7 +332,9 @@ class TokenResponse:
     id_token: str | None = None
     scope: str | None = None
     nonce_check: NonceCheck = NonceCheck.REQUIRED
-    """How core checks the ID token's nonce; see :class:`NonceCheck`."""
+    """How core checks the ID token's nonce; see :class:`NonceCheck`. Only a
+    ``NOT_IN_PROTOCOL`` answer may lack ``id_token``: core then identifies the user at the
+    userinfo endpoint."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.nonce_check, NonceCheck):  # e.g. a nonce string or a bool
@@ -409,6 +437,16 @@ class FlowSpec:
         Send ``request.nonce`` in the authorization request; core then requires it in the ID
         token. A protocol without a nonce (device code, refresh token) returns
         ``TokenResponse.from_json(body, nonce_check=NonceCheck.NOT_IN_PROTOCOL)``.
+        """
+
+    @hookspec(firstresult=True)
+    def exls_flow_supported(self, metadata: Mapping[str, Any]) -> None:
+        """Raise FlowUnavailable(reason) when this identity provider lacks what the flow needs.
+
+        Optional. ``metadata`` is the provider's discovery document (completed from its RFC
+        8414 metadata). Called after discovery and before any flow runs: a flow named with
+        ``--auth-flow`` then fails with the reason, and ``auto`` never falls back into it.
+        Must be fast: no network, no prompts.
         """
 
 

@@ -96,6 +96,19 @@ class Flow:
             raise PluginError(f"exls_flow_priority returned {type(result).__name__}, not a number")
         return contract.FlowAvailable(float(result), reason or None)
 
+    def unsupported(self, metadata: Mapping[str, Any]) -> str | None:
+        """Why this identity provider cannot serve the flow (its exls_flow_supported), or None."""
+        try:
+            self._call("exls_flow_supported", metadata=metadata)
+        except contract.FlowUnavailable as exc:
+            return str(exc) or "the identity provider does not support it"
+        except Exception as exc:
+            raise PluginError(
+                f"flow '{self.id}' ({self.entry.origin}): exls_flow_supported raised "
+                f"{_describe(exc)}"
+            ) from exc
+        return None
+
     def run(self, request: contract.FlowRequest) -> contract.TokenResponse:
         result = self._call("exls_flow_run", request=request)
         if not isinstance(result, contract.TokenResponse):

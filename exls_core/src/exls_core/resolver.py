@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from exls_core.entry_points import require_installed
 from exls_core.errors import ExlsError, PluginError
@@ -124,14 +125,41 @@ def _why_forced(flow: Flow, env: FlowEnvironment) -> str:
     return f"Using the {flow.title}, as requested."
 
 
+def fit_provider(
+    flows: list[Flow], metadata: Mapping[str, Any], *, explicit: bool
+) -> tuple[list[Flow], list[str]]:
+    """The flows this identity provider can serve, and why the others cannot ("id: reason").
+
+    A flow named with --auth-flow that the provider cannot serve fails here, in one line.
+    """
+    usable, unsupported = [], []
+    for flow in flows:
+        reason = flow.unsupported(metadata)
+        if reason is None:
+            usable.append(flow)
+        elif explicit:
+            raise FlowFailed(reason)
+        else:
+            unsupported.append(f"{flow.id}: {reason.rstrip('.')}")
+    if not usable:
+        raise ExlsError(
+            f"No login flow can run with this identity provider ({'; '.join(unsupported)})."
+        )
+    return usable, unsupported
+
+
 def run_flows(
     flows: list[Flow],
     make_request: Callable[[Flow], FlowRequest],
     notify: Callable[[str], None],
     *,
     may_fall_back: bool,
+    unsupported: Sequence[str] = (),
 ) -> tuple[Flow, FlowRequest, TokenResponse]:
-    """Run the first flow; on FlowFallback (auto only) say so in one line and run the next."""
+    """Run the first flow; on FlowFallback (auto only) say so in one line and run the next.
+
+    ``unsupported`` (from fit_provider) says why no further flow is left, when none is.
+    """
     for position, flow in enumerate(flows):
         following = flows[position + 1] if may_fall_back and position + 1 < len(flows) else None
         request = replace(make_request(flow), can_fall_back=following is not None)
@@ -139,7 +167,11 @@ def run_flows(
             return flow, request, flow.run(request)
         except FlowFallback as exc:
             if following is None:
-                raise FlowFailed(exc.message, hint=exc.hint) from None
+                message = exc.message
+                if may_fall_back:  # auto, with no flow left that this provider can serve
+                    why = f" ({'; '.join(unsupported)})" if unsupported else ""
+                    message = f"{exc.message.rstrip('.')}; no other login flow can run here{why}."
+                raise FlowFailed(message, hint=exc.hint) from None
             said = " ".join(filter(None, (exc.message, exc.hint)))
             notify(f"{said} Falling back to {following.title}...")
     raise AssertionError("unreachable: run_flows needs at least one flow")

@@ -15,10 +15,9 @@ if TYPE_CHECKING:
 
 MAX_URL = 2000
 UNSUPPORTED = (
-    "The identity provider does not support the device code flow "
-    "(its discovery document has no device_authorization_endpoint)."
+    "The identity provider does not offer device login; "
+    "its metadata has no device_authorization_endpoint."
 )
-UNSUPPORTED_HINT = 'Log in with the browser instead: "exls login --auth-flow pkce".'
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ class DeviceCode:
 def endpoint(metadata: Mapping[str, Any]) -> str:
     url = metadata.get("device_authorization_endpoint")
     if not isinstance(url, str) or not url:
-        raise FlowFailed(UNSUPPORTED, hint=UNSUPPORTED_HINT)
+        raise FlowFailed(UNSUPPORTED)
     return url
 
 
@@ -120,6 +119,8 @@ def request_code(request: FlowRequest) -> DeviceCode:
     if isinstance(body, dict) and "error" in body:
         code = plain_text(body.get("error"), 60, drop_controls=True) or "unknown error"
         description = plain_text(body.get("error_description"), 300, drop_controls=True)
+        if code == "invalid_scope":
+            raise request.scope_refused(description)
         detail = f"{description} ({code})" if description else code
         raise FlowFailed(f"The identity provider refused the device code request: {detail}")
     if not 200 <= status < 300:

@@ -13,11 +13,18 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
-from typing import IO
+from typing import IO, Any
 
-from exls_core.plugin import ExlsError, FlowFailed, FlowFallback, FlowRequest, TokenResponse
+from exls_core.plugin import (
+    ExlsError,
+    FlowFailed,
+    FlowFallback,
+    FlowRequest,
+    TokenResponse,
+    plain_text,
+)
 from exls_flows_pkce import pages
 from exls_flows_pkce.browser import Launch, Opener, open_url
 from exls_flows_pkce.exchange import exchange_code
@@ -40,13 +47,10 @@ def run(
 ) -> TokenResponse:
     """Sign in; ``stdin`` (default sys.stdin) is where a pasted address may come from."""
     metadata = request.metadata
-    endpoint = metadata.get("authorization_endpoint")
-    token_endpoint = metadata.get("token_endpoint")
-    if not isinstance(endpoint, str) or not isinstance(token_endpoint, str):
-        raise FlowFallback("The identity provider offers no browser login (no endpoints).")
-    methods = metadata.get("code_challenge_methods_supported")
-    if isinstance(methods, list) and "S256" not in methods:
-        raise FlowFallback("The identity provider does not support PKCE with S256.")
+    problem = provider_problem(metadata)
+    if problem is not None:
+        raise FlowFallback(problem)
+    endpoint, token_endpoint = metadata["authorization_endpoint"], metadata["token_endpoint"]
 
     state, verifier = new_state(), new_verifier()
     try:
@@ -103,6 +107,18 @@ def run(
         return response
 
 
+def provider_problem(metadata: Mapping[str, Any]) -> str | None:
+    """Why this provider cannot do the browser flow (see the exls_flow_supported hook)."""
+    endpoint = metadata.get("authorization_endpoint")
+    token_endpoint = metadata.get("token_endpoint")
+    if not isinstance(endpoint, str) or not isinstance(token_endpoint, str):
+        return "The identity provider offers no browser login (no endpoints)."
+    methods = metadata.get("code_challenge_methods_supported")
+    if isinstance(methods, list) and "S256" not in methods:
+        return "The identity provider does not support PKCE with S256."
+    return None
+
+
 def _wait_for_code(
     request: FlowRequest,
     listener: CallbackListener,
@@ -135,13 +151,15 @@ def _wait_for_code(
                 deadline=deadline,
                 clock=clock,
                 timed_out=_nothing_came_back(timeout),
-                gave_up=lambda: (
-                    launch.failed
-                ),  # a launcher that waited for its browser, then failed
+                # a launcher that waited for its browser, then failed
+                gave_up=lambda: launch.failed,
             )
         if opened is None and request.can_fall_back:
             raise FlowFallback("Could not open a browser.")
         callback = opened or elsewhere(why="Could not open a browser here.")
+    if callback.error == "invalid_scope":
+        description = callback.error_description
+        raise request.scope_refused(plain_text(description) if description else None)
     if callback.failure or not callback.code:
         raise FlowFailed(callback.failure or "The browser's redirect carried no code.")
     return callback.code

@@ -73,6 +73,8 @@ class Callback:
 
     code: str | None = None
     failure: str | None = None
+    error: str | None = None  # the provider's OAuth error code, when it sent one
+    error_description: str | None = None
 
     def __repr__(self) -> str:
         return "Callback(code=<hidden>)" if self.code else f"Callback(failure={self.failure!r})"
@@ -263,7 +265,13 @@ class CallbackListener:
         failure = self._check_issuer(params.iss)
         if failure is None and params.error:
             failure = authorization_error(params.error, params.error_description)
-        self._callback = Callback(failure=failure) if failure else Callback(code=params.code)
+        self._callback = (
+            Callback(
+                failure=failure, error=params.error, error_description=params.error_description
+            )
+            if failure
+            else Callback(code=params.code)
+        )
         self._held = via_browser and not failure  # finish() answers that browser request
         self._arrived.set()
         if failure:

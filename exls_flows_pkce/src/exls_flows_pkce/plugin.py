@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from exls_core.plugin import FlowAvailable, FlowEnvironment, FlowRequest, TokenResponse, hookimpl
+from collections.abc import Mapping
+from typing import Any
+
+from exls_core.plugin import (
+    FlowAvailable,
+    FlowEnvironment,
+    FlowRequest,
+    FlowUnavailable,
+    TokenResponse,
+    hookimpl,
+)
 
 
 @hookimpl
@@ -15,6 +25,15 @@ def exls_flow_priority(env: FlowEnvironment) -> FlowAvailable:
     from exls_flows_pkce.availability import priority
 
     return priority(env)
+
+
+@hookimpl
+def exls_flow_supported(metadata: Mapping[str, Any]) -> None:
+    from exls_flows_pkce.flow import provider_problem
+
+    problem = provider_problem(metadata)
+    if problem is not None:
+        raise FlowUnavailable(problem)
 
 
 @hookimpl

@@ -163,7 +163,7 @@ class IdpServer:
     # -- protocol helpers -----------------------------------------------------------------
 
     def url(self, path: str) -> str:
-        return f"{self.issuer}{path}"
+        return f"{self.issuer.rstrip('/')}{path}"  # an issuer may end with "/" (IDP_ISSUER_PATH)
 
     def session(self) -> requests.Session:
         """A requests session that trusts the test CA (and ignores proxy variables)."""
@@ -236,7 +236,9 @@ class IdpServer:
         """Change runtime settings until the next reset, e.g. `configure(access_token_ttl=5)`.
 
         Keys: access_token_ttl, id_token_ttl, refresh_token_ttl, device_code_ttl,
-        device_interval, enforce_slow_down, force_slow_down, skip_consent, inject.
+        device_interval, enforce_slow_down, force_slow_down, skip_consent, inject,
+        drop_id_token (grant types answered without an ID token), issue_refresh_token,
+        discovery_patch ({key: value or None to remove}), oauth_metadata (serve RFC 8414).
         `inject` is a list of faults, consumed in order, like
         {"route": "token", "grant_type": "refresh_token", "status": 400, "error": "invalid_grant",
         "times": 1} or {"route": "token", "delay_ms": 3000}.

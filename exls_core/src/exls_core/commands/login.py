@@ -104,7 +104,7 @@ def _login(
     from exls_core.http import new_session
     from exls_core.plugin import FlowRequest, FlowSettings, TokenResponse
     from exls_core.registry import Flow, load_registry
-    from exls_core.resolver import AUTO, choose, current_environment, run_flows
+    from exls_core.resolver import AUTO, choose, current_environment, fit_provider, run_flows
     from exls_core.routing import resolve_route
     from exls_core.session import SessionStore, complete_login
     from exls_core.session.login import validate_response
@@ -116,7 +116,8 @@ def _login(
     route = resolve_route(email, settings, registry, organization=organization, warn=ui.warning)
     ui.message(route.announcement)
     SessionStore().check_usable()  # no point signing in when the tokens cannot be kept
-    metadata = fetch_metadata(settings)
+    metadata = fetch_metadata(settings, warn=ui.warning)
+    flows, unsupported = fit_provider(choice.flows, metadata, explicit=requested != AUTO)
     warm_up = _import_in_background()
 
     flow_settings = {name: getattr(settings, name) for name in FLOW_SETTINGS}
@@ -156,7 +157,11 @@ def _login(
     ui.message(choice.why)
     try:
         flow, request, response = run_flows(
-            choice.flows, make_request, ui.message, may_fall_back=requested == AUTO
+            flows,
+            make_request,
+            ui.message,
+            may_fall_back=requested == AUTO,
+            unsupported=unsupported,
         )
     finally:
         http.close()

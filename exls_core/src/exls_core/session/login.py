@@ -46,9 +46,15 @@ def validate_response(
 ) -> dict[str, Any]:
     """The ID token's verified claims; IdTokenRejected naming the failed check otherwise.
 
-    ``sent_nonce`` is ``request.nonce``, which core generated: never a value from the flow."""
+    ``sent_nonce`` is ``request.nonce``, which core generated: never a value from the flow.
+    Without an ID token from a flow without a nonce (the device grant): the userinfo claims.
+    """
     if not response.id_token:
-        # openid is always requested: a provider that drops the ID token is misconfigured.
+        from exls_core.session import userinfo
+
+        if userinfo.may_identify(response):
+            return userinfo.fetch_userinfo(metadata, response.access_token, http_timeout)
+        # openid is always requested, and the code flow must bind its answer to the nonce.
         raise IdTokenRejected(
             "the token response has none, although the openid scope was requested"
         )
@@ -74,7 +80,8 @@ def complete_login(
     jwks: JwksCache | None = None,
     clock: Any = time.time,
 ) -> Session:
-    """Validate the ID token, then replace the stored session; nothing is stored on failure."""
+    """Validate the ID token (or ask userinfo, see validate_response), then replace the
+    stored session; nothing is stored on failure."""
     claims = validate_response(
         metadata,
         response,
@@ -84,7 +91,6 @@ def complete_login(
         http_timeout=request.http_timeout,
         jwks=jwks,
     )
-    assert response.id_token is not None  # validate_response refuses a response without one
     now = clock()
     email = claims.get("email")
     session = Session(

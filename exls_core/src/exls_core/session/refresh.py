@@ -137,7 +137,9 @@ def get_access_token(
 
 
 def _refresh(settings: Settings, store: SessionStore, session: Session, clock: Clock) -> Session:
-    if not session.refresh_token:
+    if not session.refresh_token:  # some providers issue none: use the token while it lasts
+        if not session.expires_within(0, clock()):
+            return session
         raise SessionExpired()
     from exls_core.discovery import fetch_metadata
 
