@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,27 @@ def _private_dirs(
     for name in list(os.environ):
         if name.startswith("EXLS_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def _private_kernel_keys(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A fresh anonymous session keyring (inherited by subprocesses) and a scope of its own
+    for kernel key descriptions; the scope's keys are removed afterwards."""
+    if sys.platform != "linux":
+        yield
+        return
+    from exls_core.session import kernel_keyring as kk
+    from kernel_testkit import remove_scope
+
+    scope = f"test-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv(kk.SCOPE_ENV, scope)
+    try:
+        kk.join_new_session_keyring()
+    except kk.KeyringRefused:
+        yield  # the tests that need the kernel keyring fail on their own, saying why
+        return
+    yield
+    remove_scope(scope)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -3,7 +3,8 @@ subcommands are imported only when they run (start-up matters).
 
 ``exls auth token`` with nothing else on the command line is the hot path of every script
 (``curl -H "Authorization: Bearer $(exls auth token)"``): it skips click and calls the
-session code directly, with the same output, messages and exit codes as the click command.
+session code directly, with the same output, messages and exit codes as the click command;
+on Linux it first asks the token cache in the kernel keyring (no keyring, no D-Bus).
 
 Messages for people go to stderr, data to stdout. Exit codes: 0 ok, 1 failure, 2 usage,
 130 cancelled.
@@ -64,9 +65,14 @@ def _fail(exc: ExlsError) -> NoReturn:
 def _run_token() -> NoReturn:
     """``exls auth token`` without click (see exls_core.commands.session_cmds.token)."""
     try:
-        from exls_core.session.refresh import get_access_token
+        from exls_core.session.token_cache import cached_token
 
-        _echo(get_access_token())
+        token = cached_token()  # Linux: two syscalls, before the settings are even read
+        if token is None:
+            from exls_core.session.refresh import get_access_token
+
+            token = get_access_token()
+        _echo(token)
     except (KeyboardInterrupt, EOFError):
         _echo("\nCancelled.", err=True)
         sys.exit(EXIT_CANCELLED)
