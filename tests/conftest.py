@@ -44,7 +44,9 @@ def _private_kernel_keys(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     except kk.KeyringRefused:
         yield  # the tests that need the kernel keyring fail on their own, saying why
         return
+    real_syscall = kk._syscall
     yield
+    monkeypatch.setattr(kk, "_syscall", real_syscall)  # faults a test injected end here
     remove_scope(scope)
 
 

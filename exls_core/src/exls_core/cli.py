@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, NoReturn
 
 from exls_core.errors import EXIT_CANCELLED, ExlsError
 
+TYPE_CHECKING = False  # as typing's (mypy reads it so); importing typing costs auth token
+
 if TYPE_CHECKING:
+    from typing import NoReturn
+
     from exls_core.cli_app import LazyGroup, main
 
 __all__ = ["LAZY_HELP", "LazyGroup", "main", "run"]

@@ -7,10 +7,10 @@ than the lookup itself. macOS and Windows ask platformdirs.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # as typing's (mypy reads it so); importing typing costs auth token
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -69,6 +69,8 @@ def write_json_quietly(
             json.dump(data, file)
         os.replace(tmp, path)
     except (OSError, TypeError, ValueError):
+        import contextlib
+
         with contextlib.suppress(OSError):
             os.remove(tmp)
 

@@ -12,7 +12,7 @@ login or logout (no requests, jwt or cryptography).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # as typing's (mypy reads it so); importing typing costs auth token
 
 if TYPE_CHECKING:  # what type checkers and readers see; at run time see __getattr__
     from exls_core.session.login import complete_login
