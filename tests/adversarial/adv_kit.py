@@ -148,6 +148,8 @@ class Sandbox:
         }
         if self.tenant is not None:
             env["EXLS_AUTH_ISSUER"] = self.tenant.issuer
+        if "EXLS_KERNEL_KEY_SCOPE" in os.environ:  # this test's kernel keys (tests/conftest.py)
+            env["EXLS_KERNEL_KEY_SCOPE"] = os.environ["EXLS_KERNEL_KEY_SCOPE"]
         env.update(extra)
         return env
 
