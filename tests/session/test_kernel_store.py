@@ -297,3 +297,25 @@ def test_the_login_note_says_where_and_for_how_long(monkeypatch: pytest.MonkeyPa
         assert f"{days} day{'s' if days != 1 else ''} without use" in note
     assert KernelSessionStore().login_note() == note
     assert SessionStore().login_note() is None
+
+
+def test_a_keyring_failing_while_the_store_is_chosen_is_asked_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from exls_core.session import selection
+    from exls_core.session.keyring_calls import KeyringFailure
+
+    calls = []
+
+    def hanging() -> Any:
+        calls.append(1)
+        raise KeyringFailure("the keyring did not answer within 10 s")
+
+    monkeypatch.setattr(selection, "_backend_and_choice", hanging)
+    store = open_store(Settings())
+    for attempt in (store.load, store.check_usable, store.clear):
+        with pytest.raises(StoreError) as caught:
+            attempt()
+        assert "the keyring did not answer within 10 s" in caught.value.message
+    assert store.backend_name() == "unavailable (the keyring did not answer within 10 s)"
+    assert calls == [1]  # one wait, not one per call

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from exls_core.session.keyring_calls import Keyring, KeyringFailure, bounded
 from exls_core.session.store import SessionStore
@@ -42,6 +43,25 @@ def is_unusable(keyring_backend: Any) -> bool:
     return type(keyring_backend).__module__ in ("keyring.backends.fail", "keyring.backends.null")
 
 
+T = TypeVar("T")
+
+
+class FailedKeyring(Keyring):
+    """keyring failed (or hung) while exls chose the store: every call reports that failure
+    at once instead of asking keyring, and waiting, again."""
+
+    def __init__(self, failure: KeyringFailure) -> None:
+        super().__init__()
+        self.failure = failure
+
+    @property
+    def backend(self) -> Any:
+        raise self.failure
+
+    def _call(self, operation: Callable[[Any], T]) -> T:
+        raise self.failure
+
+
 def _kernel_allowed() -> bool:
     from exls_core.session import kernel_keyring as kk
 
@@ -66,8 +86,8 @@ def open_store(settings: Settings) -> SessionStore:
         return SessionStore(cache=cache)
     try:
         backend, configured = bounded(_backend_and_choice)
-    except KeyringFailure:
-        return SessionStore(cache=cache)  # which reports the failure when used
+    except KeyringFailure as failure:
+        return SessionStore(FailedKeyring(failure), cache=cache)  # reports it when used
     if not configured and is_unusable(backend) and _kernel_allowed():
         from exls_core.session.kernel_store import KernelSessionStore
 
