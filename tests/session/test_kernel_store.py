@@ -319,3 +319,53 @@ def test_a_keyring_failing_while_the_store_is_chosen_is_asked_once(
         assert "the keyring did not answer within 10 s" in caught.value.message
     assert store.backend_name() == "unavailable (the keyring did not answer within 10 s)"
     assert calls == [1]  # one wait, not one per call
+
+
+# --- the commands, in subprocesses (which inherit this test's session keyring and scope)
+
+NEW_LOGIN = """
+import sys
+from exls_core.session import kernel_keyring as kk
+kk.join_new_session_keyring()  # what a later SSH login starts with
+sys.argv = ["exls", *sys.argv[1:]]
+from exls_core.cli import run
+run()
+"""
+
+
+def test_status_token_and_logout_from_new_login_sessions(idp: Any, tmp_path: Any) -> None:
+    import json
+    import subprocess
+
+    from session_testkit import CLIENT_ID
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DBUS_SESSION_BUS_ADDRESS",)}
+    env.update(EXLS_AUTH_ISSUER=idp.issuer, EXLS_AUTH_CLIENT_ID=CLIENT_ID)
+    env.pop("PYTHON_KEYRING_BACKEND", None)
+    session = make_session(idp.issuer, access_token="AT-kernel", refresh_token="rt-0")
+    KernelSessionStore().save(session)
+
+    def exls(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", NEW_LOGIN, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    status = exls("auth", "status", "--json")
+    assert status.returncode == 0, status.stderr
+    data = json.loads(status.stdout)
+    assert (data["session_store"], data["keyring_plaintext"]) == ("kernel", False)
+    assert data["keyring_backend"].startswith("Linux kernel keyring (persistent keyring of uid")
+    token = exls("auth", "token")
+    assert (token.returncode, token.stdout, token.stderr) == (0, "AT-kernel\n", "")
+    assert "token" in names()  # the read refilled the cache
+    assert exls("auth", "token").stdout == "AT-kernel\n"
+    logout = exls("logout")
+    assert (logout.returncode, logout.stderr) == (0, "Logged out.\n")
+    assert idp.revoked and idp.revoked[0][:2] == ("rt-0", "refresh_token")
+    assert names() == set()  # every key, the cache too
+    gone = exls("auth", "token")
+    assert gone.returncode == 1 and gone.stdout == ""
