@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +37,29 @@ def _private_dirs(
             monkeypatch.delenv(name)
     # A system keyring timeout stops its calls for the rest of the process: here, the test.
     monkeypatch.setattr("exls_core.session.keyring_calls._system_stalled", None)
+
+
+@pytest.fixture(autouse=True)
+def _private_kernel_keys(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A fresh anonymous session keyring (inherited by subprocesses) and a scope of its own
+    for kernel key descriptions; the scope's keys are removed afterwards."""
+    if sys.platform != "linux":
+        yield
+        return
+    from exls_core.session import kernel_keyring as kk
+    from kernel_testkit import remove_scope
+
+    scope = f"test-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv(kk.SCOPE_ENV, scope)
+    try:
+        kk.join_new_session_keyring()
+    except kk.KeyringRefused:
+        yield  # the tests that need the kernel keyring fail on their own, saying why
+        return
+    real_syscall = kk._syscall
+    yield
+    monkeypatch.setattr(kk, "_syscall", real_syscall)  # faults a test injected end here
+    remove_scope(scope)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -99,15 +100,24 @@ class Result:
         )
 
 
+KERNEL_SCOPES: list[str] = []  # every sandbox's kernel key scope, removed after the session
+
+
 @dataclass
 class Sandbox:
-    """HOME, XDG directories, TMPDIR and a test keyring for one scenario."""
+    """HOME, XDG directories, TMPDIR, a test keyring and a kernel key scope for one scenario.
+
+    Scenarios run in the background across tests, so each has a kernel key scope of its own
+    (EXLS_KERNEL_KEY_SCOPE) instead of the one of whichever test is running meanwhile.
+    """
 
     root: Path
     tenant: Tenant | None = None
     runs: list[Result] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.kernel_scope = f"adv-{uuid.uuid4().hex[:12]}"
+        KERNEL_SCOPES.append(self.kernel_scope)
         self.home = self.root / "home"
         self.config = self.home / ".config"
         self.cache = self.home / ".cache"
@@ -148,6 +158,7 @@ class Sandbox:
         }
         if self.tenant is not None:
             env["EXLS_AUTH_ISSUER"] = self.tenant.issuer
+        env["EXLS_KERNEL_KEY_SCOPE"] = self.kernel_scope
         env.update(extra)
         return env
 

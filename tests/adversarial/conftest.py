@@ -32,7 +32,15 @@ def scheduler(
     running = Scheduler(tmp_path_factory.mktemp("scenarios"))
     running.start_selected(request.session.items)
     yield running
-    assert running.close() == [], "the lying provider itself failed"
+    problems = running.close()
+    if sys.platform == "linux":
+        from adv_kit import KERNEL_SCOPES
+
+        from kernel_testkit import remove_scope
+
+        for scope in KERNEL_SCOPES:  # every scenario has ended: its kernel keys go
+            remove_scope(scope)
+    assert problems == [], "the lying provider itself failed"
 
 
 @pytest.fixture

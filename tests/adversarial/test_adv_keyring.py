@@ -217,6 +217,7 @@ def test_status_json_answers_scripts_with_the_keyring_error(
     answer = json.loads(run.result.out)
     assert answer == {
         "logged_in": False,
+        "session_store": "keyring",
         "keyring_backend": answer["keyring_backend"],
         "keyring_error": read_error(CASES[name][1]),
         "keyring_hint": answer["keyring_hint"],

@@ -106,6 +106,7 @@ def assert_logged_out(logout: Logout) -> None:
     assert logout.left == {}, "keyring entries left behind"
     assert logout.status[0] == 1 and logout.status[1] == {
         "logged_in": False,
+        "session_store": "keyring",
         "keyring_backend": "exls_test_filekeyring.FileKeyring",
     }
     assert not any(token in logout.result.err for token in logout.tokens)

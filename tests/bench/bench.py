@@ -157,6 +157,21 @@ def make_dummy_distributions(site: Path, count: int) -> None:
         (info / "RECORD").write_text("")
 
 
+def join_new_session_keyring() -> None:
+    """A session keyring of the bench's own (its children inherit it), on Linux."""
+    if sys.platform == "linux":
+        from exls_core.session import kernel_keyring
+
+        kernel_keyring.join_new_session_keyring()
+
+
+def remove_kernel_keys(env: dict[str, str]) -> None:
+    if sys.platform == "linux":
+        from kernel_testkit import remove_scope
+
+        remove_scope(env["EXLS_KERNEL_KEY_SCOPE"])
+
+
 def compile_everything() -> None:
     import compileall
     import sysconfig
@@ -196,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     compile_everything()
     env.update(
+        # The bench's kernel keys (the token cache) stay apart from the user's own.
+        EXLS_KERNEL_KEY_SCOPE=f"bench-{os.getpid()}",
         XDG_CACHE_HOME=str(home / "cache"),
         XDG_CONFIG_HOME=str(home / "config"),
         XDG_STATE_HOME=str(home / "state"),
@@ -213,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         Budget("exls --help <= 1.3x import click", "exls --help", cases[0].name, 1.3),
         Budget("login to email prompt <= 1.5x import click", cases[3].name, cases[0].name, 1.5),
     ]
-    cleanup: list[Callable[[], None]] = []
+    cleanup: list[Callable[[], None]] = [lambda: remove_kernel_keys(env)]
+    join_new_session_keyring()
     try:
         if not args.no_keyring:
             extra_cases, extra_budgets, stop = token_cases(exls, env, home)

@@ -31,6 +31,13 @@ SessionStore().save(Session(
     subject="bench", email="bench@example.com", logged_in_at=time.time()))
 """
 BARE_READ = "import keyring; keyring.get_password('exalsius_cli', 'session')"
+STORE_IN_KERNEL = STORE_SESSION.replace(
+    "from exls_core.session import Session, SessionStore",
+    "from exls_core.session import Session\n"
+    "from exls_core.session.kernel_store import KernelSessionStore as SessionStore",
+)
+# gh 2.23 (Debian's) keeps its token in hosts.yml; `gh auth token` reads it without network.
+GH_HOSTS = "github.com:\n    oauth_token: gho_bench{}\n    user: bench\n    git_protocol: https\n"
 
 
 def start_secret_service(root: Path) -> SecretService:
@@ -69,6 +76,9 @@ def token_cases(
     make_dummy_distributions(dummies, 300)
     crowded = dict(full, PYTHONPATH=str(dummies))
 
+    # The store path (what a cache miss costs) is measured with the token cache off.
+    store_only = dict(full, EXLS_TOKEN_CACHE="0")
+    crowded_store_only = dict(crowded, EXLS_TOKEN_CACHE="0")
     bare = Case(
         "python: bare keyring read (SecretService)", [sys.executable, "-c", BARE_READ], full
     )
@@ -77,9 +87,15 @@ def token_cases(
         [sys.executable, "-c", BARE_READ],
         crowded,
     )
-    token = Case("exls auth token (valid token, SecretService)", [exls, "auth", "token"], full)
+    token = Case(
+        "exls auth token (valid token, SecretService, no cache)",
+        [exls, "auth", "token"],
+        store_only,
+    )
     token300 = Case(
-        "exls auth token, 300 unrelated distributions", [exls, "auth", "token"], crowded
+        "exls auth token, 300 unrelated distributions, no cache",
+        [exls, "auth", "token"],
+        crowded_store_only,
     )
     version = Case("exls --version (same environment)", [exls, "--version"], full)
     version300 = Case("exls --version, 300 unrelated distributions", [exls, "--version"], crowded)
@@ -88,6 +104,7 @@ def token_cases(
         "exls auth flows, 300 unrelated distributions", [exls, "auth", "flows"], crowded
     )
     cases = [bare, bare300, token, token300, version, version300, flows, flows300]
+    hot_cases, hot_budgets = token_cache_cases(exls, full, home)
     budgets = [
         Budget("auth token <= 1.2x bare keyring read", token.name, bare.name, 1.2),
         Budget(
@@ -109,5 +126,41 @@ def token_cases(
             version.name,
             1.1,
         ),
+        *hot_budgets,
     ]
-    return cases, budgets, service.stop
+    return cases + hot_cases, budgets, service.stop
+
+
+def token_cache_cases(exls: str, full: dict[str, str], home: Path) -> tuple[list, list]:  # type: ignore[type-arg]
+    """`exls auth token` from the kernel keyring's token cache, side by side with
+    `secret-tool lookup` (the C floor of a Secret Service read) and `gh auth token` (Go)."""
+    from bench import Budget, Case
+
+    warm = subprocess.run([exls, "auth", "token"], env=full, capture_output=True, text=True)
+    if warm.returncode != 0:  # the read above refilled the cache: from now on it answers
+        raise SystemExit(f"exls auth token failed in the bench setup: {warm.stderr}")
+    headless = {k: v for k, v in full.items() if k != "DBUS_SESSION_BUS_ADDRESS"}
+    headless.update(EXLS_SESSION_STORE="kernel", EXLS_TOKEN_CACHE="0")
+    subprocess.run([sys.executable, "-c", STORE_IN_KERNEL], env=headless, check=True, timeout=60)
+
+    lookup = ["secret-tool", "lookup", "service", "exalsius_cli", "username", "session"]
+    secret_tool = Case("secret-tool lookup (C, SecretService)", lookup, full)
+    cached = Case("exls auth token (kernel keyring token cache)", [exls, "auth", "token"], full)
+    kernel_store = Case(
+        "exls auth token (kernel store, no cache, no D-Bus)", [exls, "auth", "token"], headless
+    )
+    cases = [secret_tool, cached, kernel_store]
+    budgets = [Budget("auth token (cache) <= 1.5x secret-tool", cached.name, secret_tool.name, 1.5)]
+    gh = shutil.which("gh")
+    if gh:
+        config = home / "gh"
+        config.mkdir()
+        (config / "hosts.yml").write_text(GH_HOSTS.format("x" * 30))
+        gh_env = dict(full, GH_CONFIG_DIR=str(config), GH_NO_UPDATE_NOTIFIER="1")
+        cases.append(Case("gh auth token (Go)", [gh, "auth", "token"], gh_env))
+        budgets.append(
+            Budget("auth token (cache) faster than gh", cached.name, cases[-1].name, 1.0)
+        )
+    else:
+        print("gh is not installed: `gh auth token` is not compared", file=sys.stderr)
+    return cases, budgets

@@ -6,9 +6,11 @@ import os
 import subprocess
 import sys
 
+SCOPE = "EXLS_KERNEL_KEY_SCOPE"  # the calling test's kernel keys (tests/conftest.py) stay its own
+
 
 def exls(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("EXLS_")}
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("EXLS_") or k == SCOPE}
     full_env.update(env)
     return subprocess.run(
         [sys.executable, "-m", "exls_core.cli", *args],

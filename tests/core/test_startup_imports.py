@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+SCOPE = "EXLS_KERNEL_KEY_SCOPE"  # this test's kernel keys (tests/conftest.py) stay its own
+
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = (
     "requests",
@@ -43,7 +45,7 @@ print(json.dumps(sorted(sys.modules)))
 
 
 def loaded_modules(args: list[str], tmp_path: Path) -> set[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXLS_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXLS_") or k == SCOPE}
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     result = subprocess.run(
         [sys.executable, "-c", PROBE, *args], env=env, capture_output=True, text=True, timeout=60
@@ -128,7 +130,7 @@ SessionStore().save(Session(
 def file_keyring_env(tmp_path: Path) -> dict[str, str]:
     """A stored valid session in the file-backed test keyring, selected the way users select
     a backend (PYTHON_KEYRING_BACKEND): keyring then skips its own discovery and scan."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXLS_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXLS_") or k == SCOPE}
     env.update(
         XDG_CACHE_HOME=str(tmp_path / "cache"),
         PYTHONPATH=os.pathsep.join([str(ROOT / "tests" / "session"), env.get("PYTHONPATH", "")]),
@@ -177,3 +179,56 @@ def test_the_token_probe_would_notice_a_heavy_import(file_keyring_env: dict[str,
     _, code, modules = token_probe(["auth", "token", "--help"], file_keyring_env)
     assert code in (0, None)
     assert "click" in token_heavy_in(modules, file_keyring_env)
+
+
+# --- `exls auth token` served from the token cache in the kernel keyring (Linux)
+
+KERNEL_STORE = """
+import time
+from exls_core.config import load_settings
+from exls_core.session import Session, open_store
+settings = load_settings()
+open_store(settings).save(Session(
+    issuer=settings.issuer, client_id=settings.client_id, access_token="at-" + "k" * 900,
+    expires_at=time.time() + 3600, refresh_token="rt", id_token="id-" + "y" * 1300,
+    scopes=("openid",), flow="device_code", subject="s", email=None, logged_in_at=time.time()))
+"""
+
+CACHE_HEAVY = (
+    *TOKEN_HEAVY,
+    "keyring",
+    "jeepney",  # D-Bus
+    "secretstorage",
+    "dbus",
+    "exls_core.config",  # not even the settings: the record names the inputs they come from
+    "exls_core.session.store",
+    "exls_core.session.refresh",
+    "dataclasses",  # (json and re: the probe's own)
+    "typing",
+)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the kernel keyring")
+@pytest.mark.parametrize("store", ["kernel", "keyring"])
+def test_auth_token_from_the_kernel_token_cache_is_lighter_still(
+    file_keyring_env: dict[str, str], store: str
+) -> None:
+    env = {k: v for k, v in file_keyring_env.items() if k != "DBUS_SESSION_BUS_ADDRESS"}
+    if store == "kernel":  # a headless machine: no keyring backend, the session in the kernel
+        del env["PYTHON_KEYRING_BACKEND"]
+        env["EXLS_SESSION_STORE"] = "kernel"
+    subprocess.run([sys.executable, "-c", KERNEL_STORE], env=env, check=True, timeout=60)
+    out, code, modules = token_probe(["auth", "token"], env)
+    assert (out, code) == ("at-" + "k" * 900, 0)
+    assert "exls_core.session.kernel_keyring" in modules  # the probe sees the cache's reader
+    heavy = sorted(m for m in modules for h in CACHE_HEAVY if m == h or m.startswith(h + "."))
+    assert heavy == []
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the kernel keyring")
+def test_the_cache_probe_would_notice_the_store_path(file_keyring_env: dict[str, str]) -> None:
+    # Negative control: with the cache off, the same probe reads the keyring store.
+    env = dict(file_keyring_env, EXLS_TOKEN_CACHE="0")
+    out, code, modules = token_probe(["auth", "token"], env)
+    assert (out, code) == ("at-" + "x" * 900, 0)
+    assert {"keyring", "exls_core.session.store", "exls_core.config"} <= modules

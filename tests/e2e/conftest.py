@@ -181,6 +181,8 @@ def exls(idp: IdpServer, secret_service: SecretService, tmp_path: Path) -> Itera
         for key, value in secret_service.subprocess_env().items()
         if key not in STEERING and not key.startswith("EXLS_")
     }
+    if "EXLS_KERNEL_KEY_SCOPE" in os.environ:  # this test's kernel keys (tests/conftest.py)
+        env["EXLS_KERNEL_KEY_SCOPE"] = os.environ["EXLS_KERNEL_KEY_SCOPE"]
     env.update(idp.exls_env())
     env.update(
         CI="true",

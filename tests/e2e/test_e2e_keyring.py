@@ -2,6 +2,11 @@
 
 exls must say `Failed to store token` / `Failed to load token` with the fix, exit 1, and
 never hang: every keyring call is bounded by EXLS_KEYRING_TIMEOUT (default 10 s).
+
+These are the keyring store's failures, so the store is named (EXLS_SESSION_STORE=keyring;
+where no Secret Service answers, auto would keep the session in the kernel keyring, see
+test_e2e_headless_kernel.py) and the token cache is off (it would answer `auth token`
+without asking the keyring).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
 from exls_testbed.cli import ExlsCli, Result, login_pkce
 from exls_testbed.idp import IdpServer
 from exls_testbed.secret_service import SecretService
@@ -20,6 +26,11 @@ if TYPE_CHECKING:
 EMAIL = "alice@example.com"
 
 
+@pytest.fixture(autouse=True)
+def _keyring_store(exls: ExlsCli) -> None:
+    exls.base_env.update(EXLS_SESSION_STORE="keyring", EXLS_TOKEN_CACHE="0")
+
+
 def _assert_keyring_failure(result: Result, headline: str) -> None:
     assert result.returncode == 1, result.describe()
     assert result.stdout == "", result.describe()  # no token, no partial data
@@ -28,7 +39,7 @@ def _assert_keyring_failure(result: Result, headline: str) -> None:
     assert len(errors) == 1 and errors[0].startswith(f"Error: {headline}"), result.describe()
     # The fix, as authentication.md's troubleshooting section gives it.
     fix = result.stderr.split(errors[0], 1)[1]
-    for words in ("Secret Service", "keyrings.alt", "PYTHON_KEYRING_BACKEND"):
+    for words in ("Secret Service", "PYTHON_KEYRING_BACKEND", "EXLS_SESSION_STORE=kernel"):
         assert words in fix, f"the fix does not mention {words}:\n{result.stderr}"
 
 

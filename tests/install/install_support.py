@@ -62,6 +62,8 @@ class Venv:
             PYTHONPATH=str(ROOT / "tests" / "session"),
             EXLS_TEST_KEYRING_DIR=str(self.home / "keyring"),
         )
+        if "EXLS_KERNEL_KEY_SCOPE" in os.environ:  # this test's kernel keys (tests/conftest.py)
+            env["EXLS_KERNEL_KEY_SCOPE"] = os.environ["EXLS_KERNEL_KEY_SCOPE"]
         env.update(extra)
         return env
 

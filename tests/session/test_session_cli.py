@@ -277,10 +277,13 @@ def test_token_for_another_issuer(
     assert "SECRET" not in err
 
 
-def test_token_with_no_keyring_backend(configured: FakeIdP, cli: Run, token_path: str) -> None:
+def test_token_with_no_keyring_backend(
+    configured: FakeIdP, cli: Run, token_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import keyring
     from keyring.backends import fail
 
+    monkeypatch.setenv("EXLS_SESSION_STORE", "keyring")  # else the kernel keyring holds it
     previous = keyring.core._keyring_backend
     keyring.set_keyring(fail.Keyring())
     try:

@@ -4,7 +4,8 @@ subcommands are imported only when they run (start-up matters). This module impo
 
 ``exls auth token`` with nothing else on the command line is the hot path of every script
 (``curl -H "Authorization: Bearer $(exls auth token)"``): it skips click and calls the
-session code directly, with the same output, messages and exit codes as the click command.
+session code directly, with the same output, messages and exit codes as the click command;
+on Linux it first asks the token cache in the kernel keyring (no keyring, no D-Bus).
 
 Messages for people go to stderr, data to stdout. Exit codes: 0 ok, 1 failure, 2 usage,
 130 cancelled.
@@ -14,9 +15,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import NoReturn
 
 from exls_core.errors import EXIT_CANCELLED, ExlsError
+
+TYPE_CHECKING = False  # as typing's (mypy reads it so); importing typing costs auth token
+
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 COMPLETE_VAR = "_EXLS_COMPLETE"  # click's shell completion: always the click path
 
@@ -43,9 +48,14 @@ def _fail(exc: ExlsError) -> NoReturn:
 def _run_token() -> NoReturn:
     """``exls auth token`` without click (see exls_core.commands.session_cmds.token)."""
     try:
-        from exls_core.session.refresh import get_access_token
+        from exls_core.session.token_cache import cached_token
 
-        _echo(get_access_token())
+        token = cached_token()  # Linux: two syscalls, before the settings are even read
+        if token is None:
+            from exls_core.session.refresh import get_access_token
+
+            token = get_access_token()
+        _echo(token)
     except (KeyboardInterrupt, EOFError):
         _echo("\nCancelled.", err=True)
         sys.exit(EXIT_CANCELLED)

@@ -1,8 +1,8 @@
 """Settings, from one place: environment beats config file beats defaults.
 
-Every setting has an environment variable ``EXLS_AUTH_<NAME>`` and a key ``<name>`` in the
-``[auth]`` table of ``config.toml``. Bad values stop exls with a one-line error that names the
-variable or the file and key, and what is expected (exit 2).
+Every setting has an environment variable ``EXLS_AUTH_<NAME>`` (or the name in ENV_NAMES) and
+a key ``<name>`` in the ``[auth]`` table of ``config.toml``. Bad values stop exls with a
+one-line error that names the variable or the file and key, and what is expected (exit 2).
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ class Settings:
     sso_routes_url: str | None = None
     sso_routes_ttl: float = 3600.0
     sso_domains: Mapping[str, SSORoute] = field(default_factory=dict)
+    session_store: str = "auto"  # auto, keyring or kernel (exls_core.session.selection)
+    token_cache: bool = True  # the access token cached in the kernel keyring (Linux)
     source: str = "defaults"  # the config file that was read, for messages
 
     @property
@@ -147,6 +149,26 @@ def _seconds(value: Any) -> float:
     return seconds
 
 
+SESSION_STORES = ("auto", "keyring", "kernel")
+
+
+def _session_store(value: Any) -> str:
+    store = _text(value).lower()
+    if store not in SESSION_STORES:
+        raise ValueError("auto, keyring or kernel")
+    return store
+
+
+def _switch(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    words = {"1": True, "true": True, "yes": True, "on": True}
+    words.update({"0": False, "false": False, "no": False, "off": False})
+    if isinstance(value, str) and value.strip().lower() in words:
+        return words[value.strip().lower()]
+    raise ValueError("1 or 0 (true or false)")
+
+
 PARSERS: dict[str, Callable[[Any], Any]] = {
     "issuer": _issuer,
     "client_id": _text,
@@ -159,7 +181,10 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "organization": _optional_text,
     "sso_routes_url": _optional_url,
     "sso_routes_ttl": _seconds,
+    "session_store": _session_store,
+    "token_cache": _switch,
 }
+ENV_NAMES = {"session_store": "EXLS_SESSION_STORE", "token_cache": "EXLS_TOKEN_CACHE"}
 FILE_ONLY = {"sso_domains"}
 # Read by flows through FlowRequest.settings (pkce's timeout, redirect ports), checked here
 # with everything else so that a bad value stops exls before anything is asked.
@@ -167,7 +192,7 @@ FLOW_SETTINGS = ("callback_ports", "pkce_timeout")
 
 
 def env_var(name: str) -> str:
-    return f"EXLS_AUTH_{name.upper()}"
+    return ENV_NAMES.get(name) or f"EXLS_AUTH_{name.upper()}"
 
 
 def parse_value(parse: Callable[[Any], Any], raw: Any, where: str) -> Any:

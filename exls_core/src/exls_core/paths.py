@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # as typing's (mypy reads it so); importing typing costs auth token
 
 if TYPE_CHECKING:
     from pathlib import Path

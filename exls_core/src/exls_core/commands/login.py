@@ -106,7 +106,7 @@ def _login(
     from exls_core.registry import Flow, load_registry
     from exls_core.resolver import AUTO, choose, current_environment, fit_provider, run_flows
     from exls_core.routing import resolve_route
-    from exls_core.session import SessionStore, complete_login
+    from exls_core.session import complete_login, open_store
     from exls_core.session.login import validate_response
 
     # Everything that can be decided locally comes before the first network request.
@@ -115,7 +115,8 @@ def _login(
     choice = choose(registry, requested, env)
     route = resolve_route(email, settings, registry, organization=organization, warn=ui.warning)
     ui.message(route.announcement)
-    SessionStore().check_usable()  # no point signing in when the tokens cannot be kept
+    store = open_store(settings)
+    store.check_usable()  # no point signing in when the tokens cannot be kept
     metadata = fetch_metadata(settings, warn=ui.warning)
     flows, unsupported = fit_provider(choice.flows, metadata, explicit=requested != AUTO)
     warm_up = _import_in_background()
@@ -168,6 +169,9 @@ def _login(
         # An interpreter exiting while a daemon thread imports native modules can abort
         # (seen as SIGABRT when a login failed fast): let the imports finish first.
         warm_up.join(10)
-    session = complete_login(settings, metadata, request, response, flow_id=flow.id)
+    session = complete_login(settings, metadata, request, response, flow_id=flow.id, store=store)
     remember_email(email)
     ui.message(f"Logged in as {session.display_name}")
+    note = store.login_note()
+    if note:
+        ui.message(note)

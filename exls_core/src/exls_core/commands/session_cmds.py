@@ -64,10 +64,10 @@ def status(as_json: bool) -> None:
     import time
 
     from exls_core.config import load_settings
-    from exls_core.session import SessionStore, StoreError
+    from exls_core.session import StoreError, open_store
 
     settings = load_settings()
-    store = SessionStore()
+    store = open_store(settings)
     try:
         session = store.load()
     except StoreError as exc:
@@ -76,6 +76,7 @@ def status(as_json: bool) -> None:
             raise
         answer = {
             "logged_in": False,
+            "session_store": store.kind,
             "keyring_backend": store.backend_name(),
             "keyring_error": exc.message,
             "keyring_hint": exc.hint,
@@ -89,7 +90,8 @@ def status(as_json: bool) -> None:
     plaintext = store.is_plaintext()
     if session is None:
         if as_json:
-            click.echo(json.dumps({"logged_in": False, "keyring_backend": backend}, indent=2))
+            answer = {"logged_in": False, "session_store": store.kind, "keyring_backend": backend}
+            click.echo(json.dumps(answer, indent=2))
         else:
             click.echo("You are not logged in.")
             click.echo(f"  keyring:  {backend}")
@@ -112,6 +114,7 @@ def status(as_json: bool) -> None:
             "scopes": list(session.scopes),
             "flow": session.flow,
             "logged_in_at": _iso(session.logged_in_at),
+            "session_store": store.kind,
             "keyring_backend": backend,
             "keyring_plaintext": plaintext,
             "matches_settings": matches,

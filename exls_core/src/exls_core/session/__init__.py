@@ -12,7 +12,7 @@ login or logout (no requests, jwt or cryptography).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # as typing's (mypy reads it so); importing typing costs auth token
 
 if TYPE_CHECKING:  # what type checkers and readers see; at run time see __getattr__
     from exls_core.session.login import complete_login
@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # what type checkers and readers see; at run time see __getat
         get_access_token,
     )
     from exls_core.session.revoke import LogoutResult, logout
+    from exls_core.session.selection import open_store
     from exls_core.session.store import CorruptedSession, SessionStore, StoreError
     from exls_core.session.validation import IdTokenRejected
 
@@ -38,6 +39,7 @@ _HOME = {
     "get_access_token": "refresh",
     "LogoutResult": "revoke",
     "logout": "revoke",
+    "open_store": "selection",
     "CorruptedSession": "store",
     "SessionStore": "store",
     "StoreError": "store",
@@ -58,6 +60,7 @@ __all__ = [
     "current_session",
     "get_access_token",
     "logout",
+    "open_store",
 ]
 
 

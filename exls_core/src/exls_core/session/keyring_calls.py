@@ -29,11 +29,13 @@ T = TypeVar("T")
 
 
 class KeyringFailure(Exception):
-    """A keyring call failed; ``cause`` is one line for people (never a secret)."""
+    """A keyring call failed; ``cause`` is one line for people (never a secret), ``hint``
+    what to do when it is more specific than :func:`fix_hint`."""
 
-    def __init__(self, cause: str) -> None:
+    def __init__(self, cause: str, hint: str | None = None) -> None:
         super().__init__(cause)
         self.cause = cause
+        self.hint = hint
 
 
 class KeyringDisabled(KeyringFailure):
@@ -48,7 +50,9 @@ DISABLED_HINT = (
 
 
 def hint_for(failure: KeyringFailure) -> str:
-    """What to do about this failure."""
+    """What to do about this failure: its own hint where it has one."""
+    if failure.hint:
+        return failure.hint
     return DISABLED_HINT if isinstance(failure, KeyringDisabled) else fix_hint()
 
 
@@ -67,9 +71,10 @@ def fix_hint() -> str:
     if sys.platform == "win32":
         return "Check that Windows Credential Manager is available for your account."
     return (
-        "On Linux, start or unlock a Secret Service provider such as GNOME Keyring or KWallet; "
-        "on headless systems choose another backend, e.g. keyrings.alt, through "
-        "PYTHON_KEYRING_BACKEND or keyring's config file."
+        "On Linux, start or unlock a Secret Service provider such as GNOME Keyring or KWallet, "
+        "choose a keyring backend through PYTHON_KEYRING_BACKEND or keyring's config file, "
+        "or keep the session in the kernel keyring (EXLS_SESSION_STORE=kernel), which needs "
+        "the keyctl system calls (some containers' seccomp profiles refuse them)."
     )
 
 

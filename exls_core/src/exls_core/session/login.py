@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from exls_core.session.model import Session, expiry
+from exls_core.session.selection import open_store
 from exls_core.session.store import SessionStore
 from exls_core.session.validation import (
     IdTokenRejected,
@@ -109,5 +110,5 @@ def complete_login(
     from exls_core.session.locking import session_lock
 
     with session_lock():
-        (store or SessionStore()).save(session)
+        (store or open_store(settings)).save(session)
     return session

@@ -1,10 +1,11 @@
 """A valid access token, refreshed with the refresh token when it expires within 60 s.
 
-The hot path (token still valid) reads the keyring and nothing else: no discovery, no
+The hot path (token still valid) reads the token cache in the kernel keyring on Linux
+(:mod:`exls_core.session.token_cache`), else the store and nothing else: no discovery, no
 requests, no jwt; and when the pointer entry carries the hot record (see
-:mod:`exls_core.session.store`), it reads that one entry only. A refresh happens under the
-cross-process session lock, after re-reading the store, so concurrent processes refresh once
-and a rotated refresh token is never reused.
+:mod:`exls_core.session.store`), it reads that one entry only, then refills the cache.
+A refresh happens under the cross-process session lock, after re-reading the store, so
+concurrent processes refresh once and a rotated refresh token is never reused.
 
 Once the provider answers, the old refresh token may be spent (rotation; a provider with
 reuse detection revokes the whole grant when it sees it again). So the new refresh token is
@@ -31,14 +32,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from exls_core.errors import ExlsError
-from exls_core.session.model import HotRecord, Session, expiry
+from exls_core.session.model import HotRecord, Session, binding, expiry
+from exls_core.session.selection import open_store
 from exls_core.session.store import SessionStore, StoreError
+from exls_core.session.token_cache import REFRESH_MARGIN, for_settings
 
 if TYPE_CHECKING:
     from exls_core.config import Settings
     from exls_core.plugin import TokenResponse
 
-REFRESH_MARGIN = 60.0  # refresh when the access token expires within this many seconds
 KEPT = "Your session was kept; try again."
 Clock = Callable[[], float]
 
@@ -87,7 +89,7 @@ def current_session(
         from exls_core.config import load_settings
 
         settings = load_settings()
-    store = store or SessionStore()
+    store = store or open_store(settings)
     session = _load(store, settings)
     if not session.expires_within(REFRESH_MARGIN, clock()):
         return session
@@ -113,13 +115,20 @@ def get_access_token(
     """A valid access token for the exalsius API; refreshes it when it expires within 60 s.
 
     Raises ExlsError (with a message for people) when not logged in or the session expired.
-    A valid token stored with its hot record costs one keyring read.
+    A valid token costs a kernel keyring read on Linux (the token cache), else one keyring
+    read when stored with its hot record (which then refills the cache).
     """
     if settings is None:
         from exls_core.config import load_settings
 
         settings = load_settings()
-    store = store or SessionStore()
+    # The cache first: opening the store may mean choosing a keyring backend (slow).
+    cache = store.cache if store is not None else for_settings(settings.token_cache)
+    if cache is not None:
+        token = cache.lookup(binding(settings.issuer, settings.client_id), clock)
+        if token is not None:
+            return token
+    store = store or open_store(settings)
     found = store.load_hot()
     if found is None:
         raise NotLoggedIn()
@@ -128,10 +137,12 @@ def get_access_token(
             # The full session names the issuer and client it is for, in the error.
             return current_session(settings, store=store, clock=clock).access_token
         if not found.expires_within(REFRESH_MARGIN, clock()):
+            store.remember_token(found)
             return found.access_token
     else:
         check_matches(found, settings)
         if not found.expires_within(REFRESH_MARGIN, clock()):
+            store.remember_token(found)
             return found.access_token
     return _refresh_locked(settings, store, clock).access_token
 

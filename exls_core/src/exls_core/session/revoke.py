@@ -79,8 +79,9 @@ def _revoke(settings: Settings, session: Session) -> str | None:
 def logout(settings: Settings, *, store: SessionStore | None = None) -> LogoutResult:
     """Revoke what can be revoked, then remove every entry whatever the revocation said."""
     from exls_core.session.locking import session_lock
+    from exls_core.session.selection import open_store
 
-    store = store or SessionStore()
+    store = store or open_store(settings)
     with session_lock():
         try:
             session = store.load()

@@ -17,6 +17,10 @@ Readers: :meth:`SessionStore.load` reads the pointer and its chunks (and checks 
 record matches them); :meth:`SessionStore.load_hot` is the ``exls auth token`` path and reads
 only the pointer when it carries a hot record. The hot record is written by the same single
 commit write as the rest of the pointer, so it always belongs to the committed session.
+
+The same layout lives in the Linux kernel keyring (:mod:`exls_core.session.kernel_store`).
+A store with a :class:`~exls_core.session.token_cache.TokenCache` keeps that cache coherent:
+every store and removal drops it first, a committed store puts the new token.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from exls_core.errors import ExlsError
 from exls_core.session import chunks
@@ -38,6 +43,9 @@ from exls_core.session.keyring_calls import (
     is_plaintext,
 )
 from exls_core.session.model import HotRecord, Session
+
+if TYPE_CHECKING:
+    from exls_core.session.token_cache import TokenCache
 
 POINTER = "session"
 READ_ATTEMPTS = 3  # a reader racing a store retries when the pointer moved under it
@@ -70,17 +78,28 @@ def _hot_record(pointer: chunks.Pointer) -> HotRecord | None:
 
 
 class SessionStore:
+    kind = "keyring"  # what `exls auth status --json` calls it (session_store)
+
     def __init__(
-        self, keyring: Keyring | None = None, warn: Callable[[str], None] = _stderr_warning
+        self,
+        keyring: Keyring | None = None,
+        warn: Callable[[str], None] = _stderr_warning,
+        cache: TokenCache | None = None,
     ) -> None:
         self.keyring = keyring or Keyring()
         self._warn = warn
+        self.cache = cache
+        self._pointer_read: str | None = None  # as the last load found it (see remember_token)
 
     def backend_name(self) -> str:
         try:
             return backend_name(self.keyring.backend)
         except KeyringFailure as exc:
             return f"unavailable ({exc.cause})"
+
+    def login_note(self) -> str | None:
+        """What to tell people at login about where their session lives (None: nothing)."""
+        return None
 
     def is_plaintext(self) -> bool:
         try:
@@ -104,6 +123,7 @@ class SessionStore:
             raw = self.keyring.get(POINTER)
             if raw is None:
                 return None
+            self._pointer_read = raw
             try:
                 hot = _hot_record(chunks.Pointer.decode(raw))
             except ValueError:
@@ -126,6 +146,7 @@ class SessionStore:
                 hot = _hot_record(pointer)
                 if hot is not None and hot != HotRecord.of(session):
                     raise chunks.ChunkError("the hot record does not match the session")
+                self._pointer_read = raw
                 return session
             except ValueError:
                 again = self.keyring.get(POINTER)
@@ -162,11 +183,40 @@ class SessionStore:
         """Replace the stored session. Callers hold the session lock (one writer at a time)."""
         try:
             self._check_backend()
+            if self.cache is not None:
+                self.cache.drop()  # a crash from here on leaves no stale token cached
             self._save(session)
+            self._cache_committed(session)
         except KeyringFailure as exc:
             raise StoreError(f"Failed to store token: {exc.cause}", hint=hint_for(exc)) from None
         except chunks.ChunkError as exc:
             raise StoreError(f"Failed to store token: {exc}") from None
+
+    # --- the token cache
+
+    def _cache_committed(self, session: Session) -> None:
+        if self.cache is None:
+            return
+        try:
+            pointer = self.keyring.get(POINTER)  # the commit just written: its generation
+        except KeyringFailure:
+            return  # stored all the same; the next read fills the cache
+        if pointer is not None:
+            self.cache.put_found(session, pointer)
+
+    def remember_token(self, found: HotRecord | Session) -> None:
+        """Cache the valid token a load just found, unless the store changed meanwhile: a
+        logout or login racing this read must not be undone by a stale token."""
+        if self.cache is None or not self.cache.enabled or self._pointer_read is None:
+            return
+        read = self._pointer_read
+        self.cache.put_found(found, read)
+        try:
+            unchanged = self.keyring.get(POINTER) == read
+        except KeyringFailure:
+            unchanged = False
+        if not unchanged:
+            self.cache.drop()
 
     def _check_backend(self) -> None:
         global _warned_plaintext
@@ -224,11 +274,15 @@ class SessionStore:
     def clear(self) -> bool:
         """Remove every entry (pointer first, then both slots); True when a session existed."""
         try:
+            if self.cache is not None:
+                self.cache.drop()
             existed = self.keyring.get(POINTER) is not None
             if existed:
                 self.keyring.delete(POINTER)
             for slot in chunks.SLOTS:
                 self._empty_slot(slot)
+            if self.cache is not None:
+                self.cache.drop()  # and whatever a reader racing this logout put back
             return existed
         except KeyringFailure as exc:
             raise StoreError(f"Failed to remove token: {exc.cause}", hint=hint_for(exc)) from None

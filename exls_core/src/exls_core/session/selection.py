@@ -1,0 +1,95 @@
+"""Which store holds the session: the OS keyring (``keyring``) or the Linux kernel keyring.
+
+``EXLS_SESSION_STORE`` (or ``[auth] session_store``) is ``keyring``, ``kernel`` or ``auto``
+(the default). ``auto`` is the keyring, except on Linux where keyring has no usable backend
+(its fail or null backend: no Secret Service) and the user chose none (no
+PYTHON_KEYRING_BACKEND, no keyring config file): there the kernel keyring holds the session,
+if the kernel allows keyctl here (a refusal keeps today's keyring error and its fix).
+A chosen keyring backend always wins, even a disabled one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from exls_core.session.keyring_calls import Keyring, KeyringFailure, bounded
+from exls_core.session.store import SessionStore
+from exls_core.session.token_cache import for_settings
+
+if TYPE_CHECKING:
+    from exls_core.config import Settings
+
+
+def _backend_and_choice() -> tuple[Any, bool]:
+    """keyring's backend, and whether the user configured one (environment or file)."""
+    import keyring
+    import keyring.core
+
+    backend = keyring.get_keyring()
+    if os.environ.get("PYTHON_KEYRING_BACKEND"):
+        return backend, True
+    try:
+        configured = keyring.core.load_config() is not None
+    except Exception:  # a broken config file is still the user's choice: keyring says why
+        configured = True
+    return backend, configured
+
+
+def is_unusable(keyring_backend: Any) -> bool:
+    """keyring's fail backend (nothing found) or null backend (disabled)."""
+    return type(keyring_backend).__module__ in ("keyring.backends.fail", "keyring.backends.null")
+
+
+T = TypeVar("T")
+
+
+class FailedKeyring(Keyring):
+    """keyring failed (or hung) while exls chose the store: every call reports that failure
+    at once instead of asking keyring, and waiting, again."""
+
+    def __init__(self, failure: KeyringFailure) -> None:
+        super().__init__()
+        self.failure = failure
+
+    @property
+    def backend(self) -> Any:
+        raise self.failure
+
+    def _call(self, operation: Callable[[Any], T]) -> T:
+        raise self.failure
+
+
+def _kernel_allowed() -> bool:
+    from exls_core.session import kernel_keyring as kk
+
+    try:
+        kk.persistent_keyring()
+    except kk.KeyringRefused:
+        return False
+    except kk.KernelKeyringError:
+        pass  # allowed, but failing: the kernel store reports it with its own fix
+    return True
+
+
+def open_store(settings: Settings) -> SessionStore:
+    """The store for these settings, with the token cache on Linux."""
+    cache = for_settings(settings.token_cache)
+    choice = settings.session_store
+    if choice == "kernel":
+        from exls_core.session.kernel_store import KernelSessionStore
+
+        return KernelSessionStore(cache=cache)
+    if choice == "keyring" or sys.platform != "linux":
+        return SessionStore(cache=cache)
+    try:
+        backend, configured = bounded(_backend_and_choice)
+    except KeyringFailure as failure:
+        return SessionStore(FailedKeyring(failure), cache=cache)  # reports it when used
+    if not configured and is_unusable(backend) and _kernel_allowed():
+        from exls_core.session.kernel_store import KernelSessionStore
+
+        return KernelSessionStore(cache=cache)
+    return SessionStore(Keyring(backend), cache=cache)

@@ -1,0 +1,195 @@
+"""The current access token in the kernel keyring, so ``exls auth token`` costs two syscalls.
+
+On every Linux machine, whatever the session store, the token of the stored session is kept
+in one ``user`` key, ``exalsius_cli:token``, in the user's persistent keyring, with a kernel
+timeout at the token's expiry. ``exls auth token`` looks it up with request_key(2) (which
+finds it through the session keyring the persistent keyring is linked into) and reads it:
+no keyring, no D-Bus, no click, not even the settings.
+
+Instead of the settings, a record names the inputs they come from (:func:`inputs`: the
+environment variables that choose the issuer, client, config file and store, and the
+identity of both config files); a record written under other inputs is not used. Any doubt
+(another format, other inputs, a token expiring within a minute, a kernel that refuses)
+means None, and the caller reads the store as before.
+
+The store keeps the record coherent (:class:`exls_core.session.store.SessionStore`): every
+write and removal drops it first, a committed write puts the new one, and a reader that
+refills it checks that the store did not change meanwhile. The record also names the store
+version it was taken from (the commit's generation). ``EXLS_TOKEN_CACHE=0`` (or ``[auth]
+token_cache = false``) stops reads and writes; drops still happen.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+TYPE_CHECKING = False  # as typing's (mypy reads it so); importing typing costs auth token
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from exls_core.session.model import HotRecord, Session
+
+NAME = "token"
+FORMAT = "exls-token-cache/1"
+CACHE_ENV = "EXLS_TOKEN_CACHE"
+REFRESH_MARGIN = 60.0  # refresh.py refreshes tokens expiring within this many seconds
+_SEP = "\0"  # can occur in none of the fields: not in tokens, environment values or paths
+_FIELDS = 5  # format, expiry, binding, generation, token; then the inputs
+_ON = ("1", "true", "yes", "on")
+
+# What decides which session `exls auth token` reads and for which issuer and client.
+INPUT_VARIABLES = (
+    "EXLS_AUTH_ISSUER",
+    "EXLS_AUTH_CLIENT_ID",
+    "EXLS_CONFIG_FILE",
+    "EXLS_SESSION_STORE",
+    CACHE_ENV,
+    "PYTHON_KEYRING_BACKEND",
+    "DBUS_SESSION_BUS_ADDRESS",  # which Secret Service, if any
+    "XDG_CONFIG_HOME",
+    "HOME",
+)
+
+
+def _file_identity(path: str) -> str:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return f"{path}:-"
+    return f"{path}:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
+def inputs() -> list[str]:
+    """The environment and the config files' identities (an edit changes ctime and mtime)."""
+    from exls_core.paths import user_dir
+
+    env = os.environ
+    values = [f"{n}={env[n]}" if n in env else n for n in INPUT_VARIABLES]
+    config_root = env.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    override = env.get("EXLS_CONFIG_FILE")
+    exls_config = (
+        os.path.expanduser(override)
+        if override
+        else os.path.join(user_dir("config"), "config.toml")
+    )
+    values.append(_file_identity(exls_config))
+    # keyring's own config file (it can choose the backend, so the store): keyring's Linux path.
+    values.append(_file_identity(os.path.join(config_root, "python_keyring", "keyringrc.cfg")))
+    return values
+
+
+def _allowed_by_environment() -> bool:
+    value = os.environ.get(CACHE_ENV)
+    return value is None or value.strip().lower() in _ON  # other values: the full path decides
+
+
+def _find_key(create_link: bool) -> int | None:
+    from exls_core.session import kernel_keyring as kk
+
+    key = kk.find(NAME)
+    if key is None and create_link:
+        # A new login session: link the persistent keyring into it, then look there.
+        key = kk.search(kk.persistent_keyring(), NAME)
+    return key
+
+
+def cached_token(binding: str | None = None, clock: Callable[[], float] = time.time) -> str | None:
+    """The cached access token when it is valid for over a minute and was written under the
+    same inputs (and for binding, when given); None otherwise. Never raises."""
+    if sys.platform != "linux" or not _allowed_by_environment():
+        return None
+    from exls_core.session import kernel_keyring as kk
+
+    try:
+        key = _find_key(create_link=True)
+        raw = kk.read(key) if key is not None else None
+    except kk.KernelKeyringError:
+        return None
+    if raw is None:
+        return None
+    try:
+        fields = raw.decode("utf-8", "surrogateescape").split(_SEP)
+        expires_at = float(fields[1])
+    except (ValueError, IndexError):
+        return None
+    valid = (
+        len(fields) > _FIELDS
+        and fields[0] == FORMAT
+        and fields[_FIELDS:] == inputs()
+        and (binding is None or fields[2] == binding)
+        and expires_at - clock() > REFRESH_MARGIN  # also False for nan
+        and bool(fields[4])
+    )
+    return fields[4] if valid else None
+
+
+class TokenCache:
+    """Puts and drops the record; created with the store (see selection.open_store)."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+
+    def lookup(self, binding: str, clock: Callable[[], float] = time.time) -> str | None:
+        return cached_token(binding, clock) if self.enabled else None
+
+    def put(
+        self,
+        access_token: str,
+        expires_at: float,
+        binding: str,
+        generation: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Cache the token until its expiry; drops the old record when that fails."""
+        if not self.enabled:
+            return
+        from exls_core.session import kernel_keyring as kk
+
+        fields = [FORMAT, repr(float(expires_at)), binding, generation, access_token, *inputs()]
+        seconds = int(expires_at - clock()) + 1 if expires_at == expires_at else 0
+        if not (access_token.isascii() and access_token.isprintable()) or seconds <= 1:
+            self.drop()  # not a token to cache; the old record must not outlive this
+            return
+        try:
+            payload = _SEP.join(fields).encode("utf-8", "surrogateescape")
+            key = kk.add(kk.persistent_keyring(), NAME, payload)
+            kk.set_permissions(key)
+            kk.set_timeout(key, min(seconds, 2**31))
+        except kk.KernelKeyringError:
+            self.drop()
+
+    def put_found(self, found: HotRecord | Session, pointer: str) -> None:
+        """Cache what the store holds under this pointer (its generation is the version)."""
+        from exls_core.session.chunks import ChunkError, Pointer
+        from exls_core.session.model import Session, binding
+
+        try:
+            generation = Pointer.decode(pointer).generation
+        except ChunkError:
+            return
+        if isinstance(found, Session):
+            bound = binding(found.issuer, found.client_id)
+        else:
+            bound = found.binding
+        self.put(found.access_token, found.expires_at, bound, generation)
+
+    def drop(self) -> None:
+        """Remove the record, whatever wrote it (also when this process does not cache)."""
+        if sys.platform != "linux":
+            return
+        from exls_core.session import kernel_keyring as kk
+
+        try:
+            key = _find_key(create_link=True)
+            if key is not None:
+                kk.invalidate(key)
+        except kk.KernelKeyringError:
+            pass  # a kernel that refuses keyring calls holds no record either
+
+
+def for_settings(enabled: bool) -> TokenCache | None:
+    """The cache for this platform: None off Linux; on Linux one that at least drops."""
+    return TokenCache(enabled) if sys.platform == "linux" else None

@@ -1,0 +1,127 @@
+"""The headless journey (issue 13): no D-Bus session bus, so no Secret Service; the session
+lives in the Linux kernel keyring, end to end against the real provider.
+
+Device code login, `auth status`, `auth token` from a new session keyring (what a later SSH
+login of the same user gets), logout; nothing written to disk. The test's kernel keys are
+scoped to it (tests/conftest.py: EXLS_KERNEL_KEY_SCOPE and a fresh session keyring).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from exls_testbed.cli import ExlsCli, Result, login_device
+from exls_testbed.idp import IdpServer
+from exls_testbed.secret_service import SecretService
+from test_e2e_session import _files, _leaks
+
+from exls_core.session.kernel_store import KernelSessionStore
+from kernel_testkit import scoped_keys
+
+if TYPE_CHECKING:
+    from exls_testbed.browser import Browser
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the Linux kernel keyring")
+
+EMAIL = "alice@example.com"
+HEADLESS = {"DBUS_SESSION_BUS_ADDRESS": None}  # an SSH login to a server: no session bus
+
+# A new login session: its own session keyring, then exec exls (which keeps it).
+NEW_LOGIN = """
+import os, sys
+from exls_core.session import kernel_keyring as kk
+kk.join_new_session_keyring()
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+
+def in_a_new_login(exls: ExlsCli, *args: str) -> Result:
+    import subprocess
+    import time
+
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", NEW_LOGIN, str(exls.executable), *args],
+        env=exls.env(HEADLESS),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    result = Result(args, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
+    exls.results.append(result)
+    return result
+
+
+def test_the_headless_journey_keeps_the_session_in_the_kernel_keyring(
+    idp: IdpServer, exls: ExlsCli, browser: Browser, secret_service: SecretService
+) -> None:
+    idp.configure(skip_consent=True, device_interval=1)
+    login = login_device(exls, browser, EMAIL, flow="device_code", env=HEADLESS)
+    assert login.result.returncode == 0, login.result.describe()
+    lines = login.result.stderr.splitlines()
+    notes = [line for line in lines if "Linux kernel keyring" in line]
+    assert len(notes) == 1, login.result.describe()  # said once, at login
+    for words in ("in memory, never on disk", "later logins of this user", "reboot", "without use"):
+        assert words in notes[0]
+    assert lines.index(notes[0]) == lines.index(f"Logged in as {EMAIL}") + 1
+    assert secret_service.search() == []  # nothing went to the Secret Service
+
+    stored = KernelSessionStore().load()  # this test's scope: what exls stored
+    assert stored is not None and stored.email == EMAIL and stored.flow == "device_code"
+    keys = scoped_keys()
+    assert "session" in keys and "token" in keys  # the session and the token cache
+
+    status = exls.run("auth", "status", env=HEADLESS)
+    assert status.returncode == 0, status.describe()
+    assert "  keyring:  Linux kernel keyring (persistent keyring of uid" in status.stdout
+    data = exls.run("auth", "status", "--json", env=HEADLESS).json()
+    assert data["logged_in"] is True and data["email"] == EMAIL
+    assert data["session_store"] == "kernel"
+    assert data["keyring_backend"].startswith("Linux kernel keyring")
+    assert data["keyring_plaintext"] is False
+
+    token = in_a_new_login(exls, "auth", "token")
+    assert token.returncode == 0 and token.stderr == "", token.describe()
+    assert token.stdout == stored.access_token + "\n"
+    again = in_a_new_login(exls, "auth", "token")  # the cache, once the persistent ring is linked
+    assert again.stdout == token.stdout
+    assert idp.token_grants("refresh_token") == []  # a valid token: no refresh
+    assert in_a_new_login(exls, "auth", "status").returncode == 0
+
+    logout = in_a_new_login(exls, "logout")
+    assert logout.returncode == 0 and logout.stderr == "Logged out.\n", logout.describe()
+    assert idp.events("revocation"), "exls did not revoke the refresh token"
+    assert scoped_keys() == {}  # every key removed, the token cache too
+    gone = exls.run("auth", "token", env=HEADLESS)
+    assert gone.returncode == 1 and gone.stdout == ""
+    assert 'You are not logged in. Run "exls login".' in gone.stderr
+
+    secrets = {stored.access_token, stored.id_token or "", stored.refresh_token or ""} - {""}
+    secrets |= {s.rsplit(".", 1)[1] for s in secrets if s.count(".") == 2}
+    roots = [secret_service.home, Path(exls.base_env["XDG_RUNTIME_DIR"]), exls.tmpdir]
+    files = _files(*(root for root in roots if root is not None))
+    assert any("exalsius" in str(path) for path in files)  # exls did write its caches there
+    for path in files:
+        assert not _leaks(secrets, path.read_bytes()), f"token(s) in {path}"
+    for result in exls.results:
+        shown = result.stderr if result.args[:2] == ("auth", "token") else result.output
+        assert not _leaks(secrets, shown.encode()), f"token(s) in the output of {result.args}"
+
+
+def test_a_failed_login_keeps_the_kernel_session(
+    idp: IdpServer, exls: ExlsCli, browser: Browser
+) -> None:
+    idp.configure(skip_consent=True, device_interval=1)
+    first = login_device(exls, browser, EMAIL, flow="device_code", env=HEADLESS)
+    assert first.result.returncode == 0, first.result.describe()
+    before = KernelSessionStore().load()
+    denied = login_device(exls, browser, "bob@example.com", env=HEADLESS, deny=True)
+    assert denied.result.returncode == 1, denied.result.describe()
+    assert KernelSessionStore().load() == before
+    token = exls.run("auth", "token", env=HEADLESS)
+    assert before is not None and token.stdout == before.access_token + "\n"
+    assert exls.run("logout", env=HEADLESS).returncode == 0
+    assert scoped_keys() == {}
