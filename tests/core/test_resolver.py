@@ -460,3 +460,34 @@ def test_scope_refused_names_the_scope_and_the_setting(
     refused = scope_request(scopes, **metadata).scope_refused(description)
     assert isinstance(refused, FlowFailed)
     assert refused.message == message and refused.hint is None
+
+
+# --- a flow plugin whose run hook has a bug ---------------------------------------------
+
+
+def test_a_flow_that_crashes_is_one_line_naming_the_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EXLS_STRICT_PLUGINS", raising=False)
+    reg = registry(buggy=FakeFlow(90, outcome=TypeError("from_json() got an unexpected 'x'")))
+    with pytest.raises(PluginError) as failed:
+        run_flows(choose(reg, "auto", ENV).flows, request_for, lambda _: None, may_fall_back=True)
+    assert failed.value.message == (
+        "flow 'buggy' (in-process 0) failed: TypeError: from_json() got an unexpected 'x'"
+    )
+    assert failed.value.hint is not None and "EXLS_STRICT_PLUGINS=1" in failed.value.hint
+    assert isinstance(failed.value.__cause__, TypeError)
+
+
+def test_a_crashing_flow_keeps_its_traceback_in_strict_mode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EXLS_STRICT_PLUGINS", "1")
+    reg = registry(buggy=FakeFlow(90, outcome=TypeError("boom")))
+    with pytest.raises(TypeError, match="boom"):
+        run_flows(choose(reg, "auto", ENV).flows, request_for, lambda _: None, may_fall_back=True)
+
+
+@pytest.mark.parametrize("error", [EOFError(), KeyboardInterrupt()])
+def test_end_of_input_and_ctrl_c_pass_through_a_flow(error: BaseException) -> None:
+    reg = registry(reader=FakeFlow(90, outcome=error))
+    with pytest.raises(type(error)):
+        run_flows(choose(reg, "auto", ENV).flows, request_for, lambda _: None, may_fall_back=True)

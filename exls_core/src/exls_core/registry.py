@@ -15,7 +15,7 @@ import pluggy
 
 from exls_core import plugin as contract
 from exls_core.entry_points import PluginEntry, installed_entries, split_disabled
-from exls_core.errors import PluginError
+from exls_core.errors import ExlsError, PluginError
 
 __all__ = ["PluginEntry", "Registry", "installed_entries", "load_registry"]
 
@@ -110,7 +110,20 @@ class Flow:
         return None
 
     def run(self, request: contract.FlowRequest) -> contract.TokenResponse:
-        result = self._call("exls_flow_run", request=request)
+        try:
+            result = self._call("exls_flow_run", request=request)
+        except (ExlsError, EOFError):  # FlowFailed, FlowFallback, core's errors; end of input
+            raise
+        except Exception as exc:
+            # A bug in the plugin: one line naming it, not a traceback, unless its author
+            # asked for one (Ctrl+C is a BaseException and passes through either way).
+            if strict_plugins() or type(exc).__module__.partition(".")[0] == "click":
+                raise
+            raise PluginError(
+                f"flow '{self.id}' ({self.entry.origin}) failed: {_describe(exc)}",
+                hint="This is a bug in the plugin: report it to its authors, or choose "
+                "another flow with --auth-flow. EXLS_STRICT_PLUGINS=1 shows the traceback.",
+            ) from exc
         if not isinstance(result, contract.TokenResponse):
             raise PluginError(
                 f"flow '{self.id}' ({self.entry.origin}) returned {type(result).__name__} "
