@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from exls_core.config import Settings
 from exls_core.discovery import DiscoveryError, fetch_metadata, validate
+from testkit.http_server import FakeServer, QuietHandler
 
 
-class Provider(BaseHTTPRequestHandler):
+class Provider(QuietHandler):
     document: Any = None
     status = 200
     hits = 0
-
-    def log_message(self, *args: object) -> None:
-        pass
 
     def do_GET(self) -> None:
         type(self).hits += 1
@@ -29,26 +25,21 @@ class Provider(BaseHTTPRequestHandler):
             if isinstance(self.document, bytes)
             else json.dumps(self.document).encode()
         )
-        self.send_response(self.status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.reply(self.status, body)
 
 
 @pytest.fixture
 def provider() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Provider)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    issuer = f"http://127.0.0.1:{server.server_port}"
-    Provider.document = {
-        "issuer": issuer,
-        "token_endpoint": issuer + "/token",
-        "jwks_uri": issuer + "/jwks",
-        "authorization_endpoint": issuer + "/auth",
-    }
-    Provider.status, Provider.hits = 200, 0
-    yield issuer
-    server.shutdown()
+    with FakeServer(Provider, name="discovery") as server:
+        issuer = server.base
+        Provider.document = {
+            "issuer": issuer,
+            "token_endpoint": issuer + "/token",
+            "jwks_uri": issuer + "/jwks",
+            "authorization_endpoint": issuer + "/auth",
+        }
+        Provider.status, Provider.hits = 200, 0
+        yield issuer
 
 
 def test_fetches_validates_and_caches(provider: str) -> None:

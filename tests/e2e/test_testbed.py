@@ -8,11 +8,9 @@ import json
 import secrets
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -20,6 +18,8 @@ import pytest
 import requests
 from exls_testbed.idp import DEVICE_CODE_GRANT, IdpServer
 from exls_testbed.secret_service import SecretService
+
+from testkit.http_server import FakeServer, QuietHandler
 
 if TYPE_CHECKING:  # selenium is imported by the fixture, which skips/fails cleanly without it
     from exls_testbed.browser import Browser
@@ -41,31 +41,18 @@ def loopback_listener() -> Iterator[tuple[str, list[dict[str, str]]]]:
     """A tiny RFC 8252 redirect listener on 127.0.0.1:<free port>; yields (redirect_uri, hits)."""
     hits: list[dict[str, str]] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             url = urlsplit(self.path)
             if url.path != "/callback":  # Chromium also asks for /favicon.ico
                 self.send_error(404)
                 return
             hits.append(dict(parse_qsl(url.query)))
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.end_headers()
-            self.wfile.write(
-                b"<html><title>done</title><body>You can close this tab.</body></html>"
-            )
+            page = b"<html><title>done</title><body>You can close this tab.</body></html>"
+            self.reply(200, page, "text/html")
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/callback", hits
-    finally:
-        server.shutdown()
-        server.server_close()
+    with FakeServer(Handler, name="loopback-listener") as server:
+        yield f"{server.base}/callback", hits
 
 
 def test_discovery_over_tls(idp: IdpServer) -> None:

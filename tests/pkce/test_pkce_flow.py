@@ -41,7 +41,10 @@ def run(request: Any, browser: FakeBrowser, endpoint: TokenEndpoint | None = Non
             endpoint.challenge = url.split("code_challenge=")[1].split("&")[0]
         return browser(url)
 
-    return flow.run(request, opener=opener, browser_grace=0.2, connection_timeout=1.0)
+    try:
+        return flow.run(request, opener=opener, browser_grace=0.2, connection_timeout=1.0)
+    finally:
+        browser.wait()
 
 
 def secrets_of(endpoint: TokenEndpoint) -> list[str]:
@@ -69,7 +72,7 @@ def test_success(endpoint: TokenEndpoint) -> None:
     assert form["redirect_uri"] == params["redirect_uri"]
     assert "client_secret" not in form
 
-    browser.done.wait(5)
+    browser.wait()
     assert browser.replies[0].status == 200 and "You are signed in" in browser.replies[0].body
     assert ui.messages == [f"If your browser did not open, visit: {browser.urls[0]}"]
     assert ui.statuses[0].startswith("Waiting for you to sign in in your browser... 0:10 left")
@@ -181,7 +184,7 @@ def test_access_denied_in_the_browser_fails(endpoint: TokenEndpoint) -> None:
     with pytest.raises(FlowFailed, match=r"^Login was denied in the browser \(no\)\.$") as info:
         run(make_request(endpoint), browser, endpoint)
     assert not isinstance(info.value, FlowFallback)
-    browser.done.wait(5)
+    browser.wait()
     assert "Sign-in failed" in browser.replies[0].body
     assert endpoint.requests == []
 
@@ -190,7 +193,7 @@ def test_a_forged_redirect_never_completes_the_login(endpoint: TokenEndpoint) ->
     browser = FakeBrowser(respond=lambda p: {"code": "the-authorization-code", "state": "forged"})
     with pytest.raises(FlowFallback, match="timed out"):
         run(make_request(endpoint, flow_timeout=0.5), browser, endpoint)
-    browser.done.wait(5)
+    browser.wait()
     assert browser.replies[0].status == 400
     assert endpoint.requests == []
 
@@ -230,7 +233,7 @@ def test_token_endpoint_error_fails_without_leaking_secrets(endpoint: TokenEndpo
     )
     assert not any(secret in message + repr(info.value) for secret in secrets_of(endpoint))
     assert info.value.__cause__ is None and info.value.__suppress_context__
-    browser.done.wait(5)
+    browser.wait()
     assert "Sign-in failed" in browser.replies[0].body and "&lt;b&gt;" in browser.replies[0].body
 
 
@@ -259,7 +262,7 @@ def test_a_broken_token_answer_fails_clearly(
     browser = FakeBrowser()
     with pytest.raises(FlowFailed, match=expected):
         run(make_request(endpoint), browser, endpoint)
-    browser.done.wait(5)
+    browser.wait()
     assert "Sign-in failed" in browser.replies[0].body
 
 
@@ -361,7 +364,7 @@ def test_the_page_says_signed_in_only_after_core_accepted_the_tokens(
     browser = FakeBrowser()
     with pytest.raises(ExlsError, match="nonce mismatch"):
         run(make_request(endpoint, check_tokens=refuse), browser, endpoint)
-    browser.done.wait(5)
+    browser.wait()
     assert len(checked) == 1 and checked[0].nonce == "nonce-abc"
     assert "Sign-in failed" in browser.replies[0].body
     assert "nonce mismatch" in browser.replies[0].body
