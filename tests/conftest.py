@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from testkit.leaks import Snapshot, left_running
+
+try:  # not in the e2e session's environment
+    from hypothesis import HealthCheck, settings
+except ImportError:
+    pass
+else:
+    # Hypothesis times each example (a 200 ms deadline, the "too slow" health check): wall-clock
+    # bounds that a loaded machine breaks. Speed is measured in `nox -s bench`, not asserted.
+    settings.register_profile("exls", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile("exls")
 
 
 @pytest.fixture(autouse=True)
@@ -22,6 +35,16 @@ def _private_dirs(
     for name in list(os.environ):
         if name.startswith("EXLS_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_running() -> Iterator[None]:
+    """Fail a test that leaves a thread or a child process running (see testkit.leaks): it
+    would print into the next tests' output or change what they see."""
+    before = Snapshot.take()
+    yield
+    leftovers = left_running(before)
+    assert not leftovers, "the test left these running: " + "; ".join(leftovers)
 
 
 @pytest.hookimpl(hookwrapper=True)
