@@ -29,6 +29,7 @@ MAX_HEAD = 8 * 1024  # request line plus headers; a real redirect needs far less
 CONNECTION_TIMEOUT = 5.0  # seconds for a client to send its whole request head
 MAX_CONNECTIONS = 32
 ANSWER_TIMEOUT = 15.0  # how long the browser's request waits for the code exchange
+SEND_WAIT = 5.0  # how long finish() and close() wait for the deciding page to be sent
 MAX_FIELDS = 100
 RESPONSE_FIELDS = ("state", "code", "error", "error_description", "iss")
 
@@ -148,7 +149,7 @@ class CallbackListener:
         """The first valid authorization response, or None if none came within ``timeout``."""
         return self._callback if self._arrived.wait(max(timeout, 0.0)) else None
 
-    def finish(self, page: str, *, wait: float = 2.0) -> None:
+    def finish(self, page: str, *, wait: float = SEND_WAIT) -> None:
         """Send ``page`` to the browser request that delivered the code; wait until it is sent."""
         self._answer = page
         self._answered.set()
@@ -158,6 +159,8 @@ class CallbackListener:
     def close(self) -> None:
         """Stop listening. A browser request still waiting is sent back to the terminal."""
         self._answered.set()  # unless finish() came first, the page is pages.see_terminal()
+        if self._arrived.is_set():  # the page of the response that decided the login (the
+            self._sent.wait(SEND_WAIT)  # failure page too) goes out before exls may exit
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join()
@@ -182,17 +185,19 @@ class CallbackListener:
             return
         except OSError:  # too slow (TimeoutError), or gone: drop it
             return
-        status, page, holds_code = self._route(request_line)
+        status, page, decided = self._route(request_line)
+        holds_code = decided and self._callback is not None and bool(self._callback.code)
         if holds_code:  # the success page only goes out once the code exchange succeeded
             self._answered.wait(self._answer_timeout)
             status, page = HTTPStatus.OK, self._answer
         try:
             _respond(sock, status, page)
         finally:
-            if holds_code:
+            if decided:
                 self._sent.set()
 
     def _route(self, request_line: str) -> tuple[HTTPStatus, str, bool]:
+        """(status, page, whether this request is the one that decided the login)."""
         parts = request_line.split(" ")
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
             return HTTPStatus.BAD_REQUEST, pages.bad_request("This is not an HTTP request."), False
@@ -222,7 +227,7 @@ class CallbackListener:
         self._callback = Callback(failure=failure) if failure else Callback(code=params.code)
         self._arrived.set()
         if failure:
-            return HTTPStatus.OK, pages.failure(failure), False
+            return HTTPStatus.OK, pages.failure(failure), True
         return HTTPStatus.OK, "", True
 
     def _check_issuer(self, iss: str | None) -> str | None:
