@@ -332,7 +332,8 @@ def test_token_endpoint_that_never_answers_times_out(provider: Provider, clock: 
         )
         metadata = {**provider.metadata, "token_endpoint": token_url}
         with pytest.raises(FlowFailed) as failed:
-            request = make_request(metadata, FakeUI(), http_timeout=0.05)
+            # long enough for the real provider to answer the device request on a busy machine
+            request = make_request(metadata, FakeUI(), http_timeout=0.5)
             flow.run(request, clock=clock, sleep=clock.sleep)
     assert failed.value.message == poller.EXPIRED
     assert (

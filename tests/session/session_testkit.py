@@ -41,7 +41,8 @@ class MemoryKeyring(KeyringBackend):
         self.fail_on_write: int | None = None  # this write (1-based) and all later ones fail
         self.write_error: Callable[[], BaseException] = lambda: PasswordSetError("injected")
         self.read_error: Callable[[], BaseException] | None = None
-        self.hang: threading.Event | None = None
+        self.hang: threading.Event | None = None  # calls wait for it (30 s at most)
+        self.hangs_ran_out = 0
         self.on_read: Callable[[str], None] | None = None
         self.tamper: Callable[[str, str], str | None] | None = None
 
@@ -60,8 +61,8 @@ class MemoryKeyring(KeyringBackend):
 
     def get_password(self, service: str, username: str) -> str | None:
         self.reads += 1
-        if self.hang is not None:
-            self.hang.wait(30)
+        if self.hang is not None and not self.hang.wait(30):
+            self.hangs_ran_out += 1  # the caller waited the whole hang out
         if self.read_error is not None:
             raise self.read_error()
         if self.on_read is not None:
