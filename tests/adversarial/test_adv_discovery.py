@@ -177,4 +177,4 @@ def test_a_lying_discovery_endpoint_stops_the_login(name: str, outcomes: Outcome
     check(outcome, DISCOVERY[name][1])
     if name != "no-device-endpoint":
         assert outcome.tenant.hits["device"] == 0  # stopped before any flow began
-    assert outcome.result.elapsed < 15, outcome.result  # the hang lasts 30 s
+    assert outcome.tenant.gave_up_on_every_hang(), outcome.tenant.hangs  # they last 30 s
