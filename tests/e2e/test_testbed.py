@@ -341,8 +341,8 @@ def test_device_code_denied_in_browser(idp: IdpServer, browser: Browser) -> None
     )
 
 
-def test_runtime_settings_faults_and_restart(idp: IdpServer, browser: Browser) -> None:
-    """The knobs CLI tests rely on: short TTLs, no consent screen, injected faults, restart."""
+def test_runtime_settings_and_faults(idp: IdpServer, browser: Browser) -> None:
+    """The knobs CLI tests rely on: short TTLs, no consent screen, injected faults."""
     idp.configure(access_token_ttl=5, skip_consent=True, device_interval=1)
     http = idp.session()
     doc = idp.discovery()
@@ -399,7 +399,17 @@ def test_runtime_settings_faults_and_restart(idp: IdpServer, browser: Browser) -
         (400, "invalid_grant"),
     ]
 
-    issuer = idp.issuer
-    idp.restart(IDP_ACCESS_TOKEN_TTL=7)
-    assert idp.issuer == issuer and idp.discovery()["issuer"] == issuer
-    assert idp.configure()["access_token_ttl"] == 7
+
+def test_restart_keeps_issuer_and_key_and_applies_startup_settings(
+    private_idp: IdpServer,
+) -> None:
+    issuer = private_idp.issuer
+    with private_idp.session() as http:
+        keys = http.get(private_idp.discovery()["jwks_uri"], timeout=30).json()
+    old_pid = private_idp.pid
+    private_idp.restart(IDP_ACCESS_TOKEN_TTL=7)
+    assert private_idp.pid != old_pid  # a new process ...
+    assert private_idp.issuer == issuer and private_idp.discovery()["issuer"] == issuer
+    with private_idp.session() as http:  # ... with the run's one signing key
+        assert http.get(private_idp.discovery()["jwks_uri"], timeout=30).json() == keys
+    assert private_idp.configure()["access_token_ttl"] == 7
