@@ -135,7 +135,7 @@ class ExlsProcess:
             return "".join(f"{line.text}\n" for line in self.lines if line.stream == stream)
 
     def wait_for(
-        self, pattern: str | re.Pattern[str], *, stream: str = "stderr", timeout: float = 30
+        self, pattern: str | re.Pattern[str], *, stream: str = "stderr", timeout: float = 60
     ) -> re.Match[str]:
         """The first line of `stream` matching pattern (search); fails when exls exits first."""
         regex = re.compile(pattern) if isinstance(pattern, str) else pattern
@@ -157,7 +157,7 @@ class ExlsProcess:
                     )
                 self._changed.wait(min(remaining, 0.2))
 
-    def device_code(self, timeout: float = 30) -> tuple[str, str]:
+    def device_code(self, timeout: float = 60) -> tuple[str, str]:
         """(verification_uri, user_code) as exls printed them on stderr."""
         uri = self.wait_for(VISIT, timeout=timeout).group(1)
         code = self.wait_for(ENTER, timeout=timeout).group(1)
