@@ -148,7 +148,12 @@ def report(runs: list[Run]) -> list[str]:
     return lines
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # so that `finally` kills the CPU hogs
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupted)
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("runs", type=int, help="how many times to run the suite")
     parser.add_argument("--load", action="store_true", help="a busy loop per CPU beside it")
