@@ -45,15 +45,20 @@ def listener() -> Iterator[CallbackListener]:
 def complete_for_real(server: CallbackListener, code: str = "real-code") -> Reply:
     """Play browser and flow: send the real redirect, 'exchange' the code, answer the page."""
 
-    def flow() -> None:
-        if server.wait(60.0) is not None:
-            server.finish(pages.success())
+    attempt_over = threading.Event()
+
+    def flow() -> None:  # until the code arrives, or this attempt is over (it was dropped)
+        while not attempt_over.is_set():
+            if server.wait(0.05) is not None:
+                server.finish(pages.success())
+                return
 
     player = threading.Thread(target=flow, name="flow-player")
     player.start()
     try:
         return get(server.port, query(code=code, state=STATE, iss=ISSUER), timeout=60.0)
     finally:
+        attempt_over.set()
         player.join()
 
 

@@ -32,15 +32,20 @@ def listener() -> Iterator[CallbackListener]:
 def flow_answers(server: CallbackListener, page: str) -> Iterator[None]:
     """Play the flow's part while the block runs: once the code arrives, answer with ``page``."""
 
-    def run() -> None:
-        if server.wait(60.0) is not None:
-            server.finish(page)
+    block_over = threading.Event()
+
+    def run() -> None:  # until the code arrives, or the block is over without it
+        while not block_over.is_set():
+            if server.wait(0.05) is not None:
+                server.finish(page)
+                return
 
     thread = threading.Thread(target=run, name="flow-player")
     thread.start()
     try:
         yield
     finally:
+        block_over.set()
         thread.join()
 
 
