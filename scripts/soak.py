@@ -1,6 +1,7 @@
 """Run the whole suite N times and print passes and failures per test: `nox -s soak -- 10`.
 
     nox -s soak -- N [--load] [--sessions tests,e2e] [--out DIR]
+    nox -s soak -- --report DIR [DIR...]     # the figures of earlier soaks, together
 
 Each run is `nox -R -s <session> -- --junitxml=...` for every session `nox` runs by default
 (the same commands, in the venvs `nox` already built: run `nox` once first), with CI=true so
@@ -113,6 +114,19 @@ def one_run(number: int, loaded: bool, sessions: list[str], out: Path) -> Run:
     return run
 
 
+def load_runs(directories: list[Path]) -> list[Run]:
+    """Runs already on disk (each DIR/run-NN[-load]/ of earlier soaks), to report them together."""
+    runs = []
+    for directory in sorted(path for top in directories for path in top.glob("run-*")):
+        run = Run(len(runs) + 1, directory.name.endswith("-load"))
+        for log in sorted(directory.glob("*.log")):
+            ok = "was successful" in log.read_text(errors="replace")
+            run.sessions[log.stem] = 0 if ok else 1
+            read_junit(directory / f"{log.stem}.xml", run)
+        runs.append(run)
+    return runs
+
+
 def report(runs: list[Run]) -> list[str]:
     lines = []
     for run in runs:
@@ -132,7 +146,7 @@ def report(runs: list[Run]) -> list[str]:
     flaky = []
     for test in tests:
         seen = [run.outcomes.get(test) for run in runs]
-        if any(outcome != "passed" for outcome in seen):
+        if "failed" in seen or "skipped" in seen:  # absent: a run cut short, or a new test
             flaky.append(
                 f"  {test}: passed {seen.count('passed')}/{len(runs)}, "
                 f"failed {seen.count('failed')}, skipped {seen.count('skipped')}, "
@@ -155,11 +169,17 @@ def _interrupted(signum: int, frame: object) -> None:
 def main() -> int:
     signal.signal(signal.SIGTERM, _interrupted)
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("runs", type=int, help="how many times to run the suite")
+    parser.add_argument("runs", type=int, nargs="?", help="how many times to run the suite")
+    parser.add_argument("--report", type=Path, nargs="+", help="only report earlier soak DIRs")
     parser.add_argument("--load", action="store_true", help="a busy loop per CPU beside it")
     parser.add_argument("--sessions", help="comma-separated nox sessions (default: nox's own)")
     parser.add_argument("--out", type=Path, help="where logs and JUnit files go")
     args = parser.parse_args()
+    if args.report:
+        print("\n".join(report(load_runs(args.report))))
+        return 0
+    if args.runs is None:
+        parser.error("how many runs?")
     sessions = args.sessions.split(",") if args.sessions else default_sessions()
     out = args.out or ROOT / ".soak" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
