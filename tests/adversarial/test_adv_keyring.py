@@ -88,7 +88,7 @@ def scenario(idp: LyingIdP, root: Path, name: str, backend: str, fault: str, com
         EXLS_TEST_KEYRING_FAULT=fault,
         EXLS_TEST_KEYRING_HANG="30",  # without exls's own bound, 30 s
         # Tight only where the keyring hangs: a loaded machine may need a second to start it.
-        EXLS_KEYRING_TIMEOUT="1" if fault == "hang" else "10",
+        EXLS_KEYRING_TIMEOUT="1" if fault == "hang" else "60",
     )
     result = box.exls(*COMMANDS[command], env=env)
     return Run(tenant, box, before, result, box.keyring(), box.status())

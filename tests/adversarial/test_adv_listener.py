@@ -203,7 +203,7 @@ def start_login(idp: LyingIdP, root: Path, name: str, **env: str) -> dict[str, A
     before = box.keyring()
     started = time.monotonic()
     process = spawn(box, "login", "--auth-flow", "pkce", "--email", EMAIL, env=box.env(**env))
-    if not tenant.authorized.wait(60):
+    if not tenant.authorized.wait(120):
         process.kill()
         raise AssertionError(f"the browser never reached the provider: {process.communicate()}")
     authorization = tenant.authorizations[0]
