@@ -6,6 +6,8 @@ here have one Python, and exls supports 3.11+.
 
 from __future__ import annotations
 
+import sys
+
 import nox
 
 nox.options.default_venv_backend = "uv"
@@ -101,3 +103,9 @@ def bench(session: nox.Session) -> None:
     )
     install_exls(session, "trustme>=1.1", "secretstorage>=3.3")
     session.run("python", "tests/bench/bench.py", *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def soak(session: nox.Session) -> None:
+    """The suite N times (`nox -s soak -- 10 [--load]`): passes and failures per test."""
+    session.run(sys.executable, "scripts/soak.py", *session.posargs, external=True)

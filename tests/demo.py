@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "e2e"))
 
-from exls_testbed.idp import IdpServer, ensure_node_modules, make_tls_files
+from exls_testbed.idp import IdpServer, ensure_node_modules, make_signing_key, make_tls_files
 from exls_testbed.secret_service import SecretService
 
 EMAIL = "demo@example.com"
@@ -114,7 +114,12 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="exls-demo-"))
     say("starting the local identity provider (node-oidc-provider) on 127.0.0.1...")
     ensure_node_modules(need("npm"))
-    idp = IdpServer(node=need("node"), tls=make_tls_files(work / "tls"), workdir=work / "idp")
+    idp = IdpServer(
+        node=need("node"),
+        tls=make_tls_files(work / "tls"),
+        workdir=work / "idp",
+        signing_key=make_signing_key(work / "signing-key.json"),
+    )
     idp.env.update(IDP_DEVICE_INTERVAL="2")
     idp.start()
     keyring = SecretService(
@@ -166,7 +171,7 @@ def main() -> int:
         if robot:
             robot.close()
         keyring.stop()
-        idp.stop()
+        idp.close()
         subprocess.run(["rm", "-rf", str(work)], check=False)
 
 

@@ -35,6 +35,8 @@ FAULT_ENV = "EXLS_TEST_KEYRING_FAULT"
 HANG_ENV = "EXLS_TEST_KEYRING_HANG"
 LOG_ENV = "EXLS_TEST_KEYRING_LOG"
 RELEASE = threading.Event()  # in-process tests set it to end abandoned hanging calls
+RAN_OUT = "keyring-hang-ran-out"  # written beside the keyring directory when a hang ran out
+ENDED: list[str] = []  # in-process: how each hang ended ("released" or "ran out")
 
 
 class DirKeyring(FileKeyring):
@@ -47,6 +49,11 @@ class DirKeyring(FileKeyring):
     @property
     def directory(self) -> Path:
         return self._directory
+
+    def set_properties_from_env(self) -> None:
+        # The sandbox's keyring takes no KEYRING_PROPERTY_* from the test process; and scenario
+        # threads make these views while tests change os.environ, which must not be iterated.
+        pass
 
 
 class FaultyKeyring(FileKeyring):
@@ -70,7 +77,10 @@ class FaultyKeyring(FileKeyring):
         if self.fault == "init":
             raise InitError("cannot connect to the Secret Service bus")
         if self.fault == "hang":
-            RELEASE.wait(float(os.environ.get(HANG_ENV, "30")))
+            released = RELEASE.wait(float(os.environ.get(HANG_ENV, "30")))
+            ENDED.append("released" if released else "ran out")
+            if not released:  # the caller waited it out: the test sees this file
+                (self.directory.parent / RAN_OUT).touch()
 
     def _write(self) -> None:
         self.writes += 1

@@ -56,10 +56,12 @@ def send_raw(port: int, data: bytes, timeout: float = 5.0) -> Reply:
         return parse_reply(read_all(sock, timeout))
 
 
-def get(port: int, target: str, headers: dict[str, str] | None = None) -> Reply:
+def get(
+    port: int, target: str, headers: dict[str, str] | None = None, timeout: float = 5.0
+) -> Reply:
     lines = [f"GET {target} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-    return send_raw(port, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    return send_raw(port, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"), timeout)
 
 
 def request(target: str, *, method: str = "GET", headers: str = "") -> Callable[[int, str], bytes]:

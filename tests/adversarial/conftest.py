@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from testkit.leaks import Child, keep_while
 
 HERE = Path(__file__).resolve().parent
 for _path in (HERE, HERE.parent / "session"):  # the shared file keyring lives in tests/session
@@ -24,23 +27,37 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def scheduler(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Scheduler]:
-    """Every selected scenario of every module starts with the first adversarial test."""
-    running = Scheduler(tmp_path_factory.mktemp("scenarios"))
-    running.start_selected(request.session.items)
-    yield running
-    problems = running.close()
-    if sys.platform == "linux":
-        from adv_kit import KERNEL_SCOPES
+    """Every selected scenario of every module starts with the first adversarial test, and all
+    of them have ended (threads joined, processes reaped) before a test of another package."""
+    root = tmp_path_factory.mktemp("scenarios")
+    running = Scheduler(root)
 
-        from kernel_testkit import remove_scope
+    def scenario_work(thing: threading.Thread | Child) -> bool:
+        if isinstance(thing, Child):  # every scenario's exls runs in its sandbox's home
+            cwd = thing.cwd()
+            return cwd is not None and cwd.is_relative_to(root)
+        return thing.name.startswith(("scenario", "lying-idp"))
 
-        for scope in KERNEL_SCOPES:  # every scenario has ended: its kernel keys go
-            remove_scope(scope)
-    assert problems == [], "the lying provider itself failed"
+    # The scenarios run beside this package's tests (that is their point), never beyond it.
+    allowed = keep_while(scenario_work, "the adversarial scheduler, until its package ends")
+    try:
+        running.start_selected(request.session.items)
+        yield running
+    finally:
+        errors = running.close()
+        allowed()
+        if sys.platform == "linux":
+            from adv_kit import KERNEL_SCOPES
+
+            from kernel_testkit import remove_scope
+
+            for scope in KERNEL_SCOPES:  # every scenario has ended: its kernel keys go
+                remove_scope(scope)
+    assert errors == [], "the lying provider itself failed"
 
 
 @pytest.fixture

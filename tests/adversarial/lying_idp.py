@@ -23,6 +23,7 @@ import hashlib
 import http.client
 import json
 import secrets
+import select
 import socket
 import struct
 import threading
@@ -31,13 +32,14 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from testkit.http_server import FakeServer, QuietHandler
 
 CLIENT_ID = "exls-adversarial-client"
 SUBJECT = "auth0|alice"
@@ -46,6 +48,15 @@ HUGE_BYTES = 5 * 1024 * 1024  # "several MB": five times what exls agrees to rea
 
 
 # --- keys -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hang:
+    """A hung answer: how long the client waited, and what ended it."""
+
+    path: str
+    waited: float  # seconds, measured here: the client's patience, not the machine's speed
+    end: str  # "client gave up" | "ran out" | "released" (the provider closed)
 
 
 @dataclass(frozen=True)
@@ -196,6 +207,20 @@ class Tenant:
     device_codes: set[str] = field(default_factory=set)
     authorized: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    hangs: list[Hang] = field(default_factory=list)  # one per hung answer, once it ended
+    hangs_begun: int = 0
+    hang_ended: threading.Condition = field(default_factory=threading.Condition)
+
+    def ended_hangs(self, timeout: float = 60) -> list[Hang]:
+        """Every hang this tenant began, once each has ended (the client gave up, usually)."""
+        with self.hang_ended:
+            done = self.hang_ended.wait_for(lambda: len(self.hangs) == self.hangs_begun, timeout)
+        assert done, f"{self.name}: a hung answer did not end within {timeout} s"
+        return list(self.hangs)
+
+    def gave_up_on_every_hang(self) -> bool:
+        """The client closed every hung connection itself, long before the hang ran out."""
+        return all(hang.end == "client gave up" for hang in self.ended_hangs())
 
     @property
     def issuer(self) -> str:
@@ -289,27 +314,33 @@ class LyingIdP:
 
     def __init__(self) -> None:
         self.tenants: dict[str, Tenant] = {}
-        self.errors: list[str] = []  # exceptions in handlers: bugs of this fake, not faults
-        self.release = threading.Event()  # ends every hanging answer
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server = _Server(_Handler, name="lying-idp")
         self._server.idp = self
-        self.base = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self.base = self._server.base
+        self.errors = self._server.errors  # exceptions in handlers: bugs of this fake, not faults
+        self.release = self._server.release  # ends every hanging answer
+        self._callbacks: list[threading.Thread] = []  # the "browser" redirects of /authorize
         self._front: TlsFront | None = None
         self._front_lock = threading.Lock()
 
     def __enter__(self) -> LyingIdP:
-        self._thread.start()
+        self._server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.release.set()
         if self._front is not None:
             self._front.close()
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.close(check=False)  # the scheduler reports self.errors
+        for thread in self._callbacks:
+            thread.join(60)
+        self.errors += [f"{t.name} did not end" for t in self._callbacks if t.is_alive()]
+
+    def call_back(self, tenant: Tenant, redirect_uri: str, params: dict[str, str]) -> None:
+        thread = threading.Thread(
+            target=_call_back, args=(tenant, redirect_uri, params), name="lying-idp-callback"
+        )
+        self._callbacks.append(thread)
+        thread.start()
 
     def tls_front(self, directory: Path) -> TlsFront:
         """This provider as the https host REMOTE_HOST (through a proxy); see TlsFront."""
@@ -326,20 +357,13 @@ class LyingIdP:
         return tenant
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
+class _Server(FakeServer):
     idp: LyingIdP
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # faults cut connections on purpose
 
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     server: _Server
-
-    def log_message(self, *args: Any) -> None:
-        pass
+    tenant: Tenant  # the one the request is for, once _tenant() found it
 
     # --- plumbing
 
@@ -351,6 +375,7 @@ class _Handler(BaseHTTPRequestHandler):
         tenant = self.server.idp.tenants.get(segments[2])
         if tenant is None:
             return None
+        self.tenant = tenant
         return tenant, segments[3], dict(parse_qsl(parts.query))
 
     def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
@@ -371,7 +396,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.kind == "body":
             self._send(fault.status, fault.body, fault.content_type)
         elif fault.kind == "hang":
-            self.server.idp.release.wait(fault.seconds)
+            self._hang(fault.seconds)
             self.close_connection = True
             raise _Drop
         elif fault.kind == "reset-early":
@@ -409,6 +434,25 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             raise AssertionError(fault.kind)
 
+    def _hang(self, seconds: float) -> None:
+        """Answer nothing until the client closes the connection (or ``seconds``, or close)."""
+        tenant = self.tenant
+        with tenant.hang_ended:
+            tenant.hangs_begun += 1
+        started = time.monotonic()
+        end = "ran out"
+        while (waited := time.monotonic() - started) < seconds:
+            if self.server.release.is_set():
+                end = "released"
+                break
+            readable, _, _ = select.select([self.connection], [], [], 0.02)
+            if readable and not _peek(self.connection):
+                end = "client gave up"
+                break
+        with tenant.hang_ended:
+            tenant.hangs.append(Hang(self.path, waited, end))
+            tenant.hang_ended.notify_all()
+
     def _form(self) -> dict[str, str]:
         length = int(self.headers.get("Content-Length") or 0)
         return dict(parse_qsl(self.rfile.read(length).decode("utf-8", "replace")))
@@ -418,9 +462,6 @@ class _Handler(BaseHTTPRequestHandler):
             super().handle_one_request()
         except _Drop:
             self.close_connection = True
-        except Exception as exc:
-            self.server.idp.errors.append(f"{self.path}: {exc!r}")
-            raise
 
     # --- GET
 
@@ -482,9 +523,7 @@ class _Handler(BaseHTTPRequestHandler):
             params = {"code": code, "state": tenant.auth_state or query.get("state", "")}
             if tenant.auth_iss is not None:
                 params["iss"] = tenant.auth_iss or tenant.issuer
-            threading.Thread(
-                target=_call_back, args=(tenant, query["redirect_uri"], params), daemon=True
-            ).start()
+            self.server.idp.call_back(tenant, query["redirect_uri"], params)
 
     # --- POST
 
@@ -599,6 +638,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, tenant.token_success({"grant": "refresh_token", "nonce": None}))
 
 
+def _peek(connection: socket.socket) -> bytes:
+    """The next byte without taking it; b"" when the client closed (or reset) the connection."""
+    try:
+        return connection.recv(1, socket.MSG_PEEK)
+    except OSError:
+        return b""
+
+
 def _call_back(tenant: Tenant, redirect_uri: str, params: dict[str, str]) -> None:
     """The browser following the provider's redirect to the loopback listener."""
     parts = urlsplit(redirect_uri)
@@ -644,7 +691,9 @@ class TlsFront:
         self.proxy = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         self._closed = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._accepting = threading.Thread(target=self._accept, name="tls-front", daemon=True)
+        self._accepting = threading.Thread(
+            target=self._accept, name="lying-idp-tls-front", daemon=True
+        )
         self._accepting.start()
 
     def env(self) -> dict[str, str]:
@@ -666,7 +715,9 @@ class TlsFront:
                 continue
             except OSError:
                 return
-            thread = threading.Thread(target=self._tunnel, args=(client,), daemon=True)
+            thread = threading.Thread(
+                target=self._tunnel, args=(client,), name="lying-idp-tls-tunnel", daemon=True
+            )
             self._threads.append(thread)
             thread.start()
 

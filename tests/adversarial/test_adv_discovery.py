@@ -51,7 +51,9 @@ MIX_UP: dict[str, tuple[dict[str, Any], str]] = {
         "advertises it (mix-up defence, RFC 9207); refusing it.",
     ),
     "redirect-with-forged-state": (
-        {"flow": "pkce", "auth_state": "forged-state", "env": {"EXLS_AUTH_PKCE_TIMEOUT": "2"}},
+        # The sandbox's 20 s PKCE timeout: on a busy machine the stand-in browser and the
+        # provider's redirect took more than the 2 s this once had, and found no listener.
+        {"flow": "pkce", "auth_state": "forged-state"},
         "Browser authentication timed out.",
     ),
 }
@@ -205,4 +207,4 @@ def test_a_lying_discovery_endpoint_stops_the_login(name: str, outcomes: Outcome
     check(outcome, DISCOVERY[name][1])
     if name != "no-device-endpoint":
         assert outcome.tenant.hits["device"] == 0  # stopped before any flow began
-    assert outcome.result.elapsed < 15, outcome.result  # the hang lasts 30 s
+    assert outcome.tenant.gave_up_on_every_hang(), outcome.tenant.hangs  # they last 30 s

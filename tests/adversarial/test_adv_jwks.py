@@ -125,4 +125,4 @@ def test_no_usable_keys_no_login(name: str, outcomes: Outcomes[Outcome]) -> None
     assert outcome.result.error.startswith(expected), outcome.result
     assert outcome.previous_intact(), outcome.status
     assert outcome.tenant.hits["jwks"] <= 2  # one fetch, at most one refetch
-    assert outcome.result.elapsed < 15, outcome.result  # the hang lasts 30 s
+    assert outcome.tenant.gave_up_on_every_hang(), outcome.tenant.hangs  # they last 30 s

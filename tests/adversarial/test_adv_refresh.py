@@ -254,7 +254,7 @@ def test_a_failed_refresh_keeps_the_session(name: str, outcomes: Outcomes[Refres
     assert rc == 0 and status is not None and status["email"] == PREVIOUS_EMAIL
     assert status["expired"] is True and status["refreshable"] is True
     assert leaks(refresh.tenant, result.out, result.err) == []
-    assert result.elapsed < 15, result  # the hang lasts 30 s
+    assert refresh.tenant.gave_up_on_every_hang(), refresh.tenant.hangs  # they last 30 s
 
 
 @pytest.mark.parametrize("name", UNVERIFIED)

@@ -22,49 +22,55 @@ WARNING = "Warning: could not revoke the tokens at the identity provider ("
 REMOVED = "); local credentials were removed anyway."
 REVOKE = "{issuer}/revoke"
 
-# name -> (tenant configuration, environment, the reason the warning must give, time limit)
-# The default HTTP timeout is 10 s and logout caps its wait at 5 s: a 10 s limit tells them apart.
-CASES: dict[str, tuple[dict[str, Any], dict[str, str], str, float]] = {
-    "http-500": ({"revoke_fault": HTTP_500}, {}, f"{REVOKE} answered HTTP 500 (server_error)", 12),
-    "html-error-page": ({"revoke_fault": Fault.html(502)}, {}, f"{REVOKE} answered HTTP 502", 12),
+# name -> (tenant configuration, environment, the reason the warning must give, how long logout
+# waits for a hung revocation, as the provider measures it (None: nothing hangs)).
+# The default HTTP timeout is 10 s and logout caps its wait at 5 s: the range tells them apart.
+CASES: dict[str, tuple[dict[str, Any], dict[str, str], str, tuple[float, float] | None]] = {
+    "http-500": (
+        {"revoke_fault": HTTP_500},
+        {},
+        f"{REVOKE} answered HTTP 500 (server_error)",
+        None,
+    ),
+    "html-error-page": ({"revoke_fault": Fault.html(502)}, {}, f"{REVOKE} answered HTTP 502", None),
     "not-json-400": (
         {"revoke_fault": Fault.text("no", 400)},
         {},
         f"{REVOKE} answered HTTP 400",
-        12,
+        None,
     ),
     "several-megabytes-400": (
         {"revoke_fault": Fault.huge(400)},
         {},
         f"{REVOKE} answered HTTP 400",
-        12,
+        None,
     ),
     "hangs": (
         {"revoke_fault": Fault.hang()},
         {"EXLS_AUTH_HTTP_TIMEOUT": "1"},
         f"{REVOKE} did not answer in time",
-        12,
+        (0.5, 4.0),  # the 1 s setting, not the 5 s cap
     ),
     "hangs-with-the-default-timeout": (  # logout caps its wait at 5 s whatever the setting
         {"revoke_fault": Fault.hang()},
         {},
         f"{REVOKE} did not answer in time",
-        10,
+        (3.0, 8.5),  # the 5 s cap, not the 10 s default
     ),
     "connection-reset": (
         {"revoke_fault": Fault.reset(early=True)},
         {},
         f"cannot connect to {REVOKE}",
-        12,
+        None,
     ),
     "discovery-down": (
         {"discovery_fault": HTTP_500},
         {},
         "OpenID discovery failed: {issuer}/.well-known/openid-configuration answered HTTP 500; "
         "check EXLS_AUTH_ISSUER",
-        12,
+        None,
     ),
-    "307-to-another-host": ({"revoke_fault": "redirect"}, {}, "", 12),
+    "307-to-another-host": ({"revoke_fault": "redirect"}, {}, "", None),
 }
 
 
@@ -116,12 +122,14 @@ def assert_logged_out(logout: Logout) -> None:
 def test_logout_removes_everything_and_warns_once(name: str, outcomes: Outcomes[Logout]) -> None:
     logout = outcomes[name]
     assert_logged_out(logout)
-    reason, limit = CASES[name][2], CASES[name][3]
+    reason, patience = CASES[name][2], CASES[name][3]
     warning = f"{WARNING}{reason.format(issuer=logout.tenant.issuer)}{REMOVED}"
     assert logout.result.err.splitlines() == [warning, "Logged out."], logout.result
-    assert logout.result.elapsed < limit, logout.result  # hangs last 30 s
-    if name == "hangs-with-the-default-timeout":
-        assert logout.result.elapsed > 4.5, logout.result  # it did wait for the 5 s cap
+    hangs = logout.tenant.ended_hangs()
+    assert [hang.end for hang in hangs] == (["client gave up"] if patience else []), hangs
+    if patience:
+        low, high = patience
+        assert low <= hangs[0].waited < high, hangs  # measured by the provider, not the machine
 
 
 @pytest.mark.parametrize("name", ["307-to-another-host"])

@@ -97,7 +97,7 @@ def test_a_lying_token_endpoint_fails_the_login_cleanly(
     expected = FLOWS[flow][fault].format(issuer=outcome.tenant.issuer)
     assert expected in outcome.result.err, outcome.result
     assert outcome.previous_intact(), outcome.status
-    assert outcome.result.elapsed < 15, outcome.result  # the hang lasts 30 s
+    assert outcome.tenant.gave_up_on_every_hang(), outcome.tenant.hangs  # they last 30 s
     assert leaks(outcome.tenant, outcome.result.out, outcome.result.err) == []
     if fault == "307-to-another-host" and flow == "device_code":
         assert idp.tenants[f"{flow}-{fault}-collector"].hits["token"] == 0

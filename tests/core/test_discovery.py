@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,9 +12,10 @@ import pytest
 
 from exls_core.config import Settings
 from exls_core.discovery import DiscoveryError, fetch_metadata, rfc8414_url, validate
+from testkit.http_server import FakeServer, QuietHandler
 
 
-class Provider(BaseHTTPRequestHandler):
+class Provider(QuietHandler):
     """Serves ``document`` at the OpenID discovery path and ``oauth`` (when set) at the RFC
     8414 path of ``issuer``; 404 elsewhere. ``hits`` counts requests by path."""
 
@@ -26,9 +25,6 @@ class Provider(BaseHTTPRequestHandler):
     status = 200
     oauth_status = 200
     hits: Counter[str] = Counter()
-
-    def log_message(self, *args: object) -> None:
-        pass
 
     def do_GET(self) -> None:
         type(self).hits[self.path] += 1
@@ -42,10 +38,7 @@ class Provider(BaseHTTPRequestHandler):
         else:
             status, document = 404, {"error": "not_found"}
         body = document if isinstance(document, bytes) else json.dumps(document).encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.reply(status, body)
 
 
 def serve(issuer: str, **extra: Any) -> None:
@@ -63,13 +56,9 @@ def serve(issuer: str, **extra: Any) -> None:
 
 @pytest.fixture
 def provider() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Provider)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    issuer = f"http://127.0.0.1:{server.server_port}"
-    serve(issuer)
-    yield issuer
-    server.shutdown()
-    server.server_close()
+    with FakeServer(Provider, name="discovery") as server:
+        serve(server.base)
+        yield server.base
 
 
 def test_fetches_validates_and_caches(provider: str) -> None:

@@ -6,9 +6,7 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -25,6 +23,7 @@ from exls_core.plugin import (
     NonceCheck,
 )
 from exls_flows_device import flow, poller
+from testkit.http_server import FakeServer, QuietHandler
 
 DEVICE_CODE = "DC-SECRET-GmRhmhcxhwAzkoEqiMEg_DnyEysNkuNhszIySk9eS"
 ACCESS_TOKEN = "AT-SECRET-eyJhbGciOiJSUzI1NiJ9"
@@ -74,10 +73,9 @@ class Provider:
         self.poll_times: list[float] = []
         provider = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                form = dict(parse_qsl(self.rfile.read(length).decode(), strict_parsing=True))
+                form = dict(parse_qsl(self.form().decode(), strict_parsing=True))
                 provider.seen.append((self.path, form, dict(self.headers)))
                 if self.path == "/device":
                     status, body, kind = provider.device_answer
@@ -87,19 +85,11 @@ class Provider:
                     status, body, kind = answers.pop(0) if answers else PENDING
                 else:
                     status, body, kind = 404, b"not here", "text/plain"
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                if status in {302, 307}:
-                    self.send_header("Location", "/elsewhere")
-                self.end_headers()
-                self.wfile.write(body)
+                redirect = {"Location": "/elsewhere"} if status in {302, 307} else {}
+                self.reply(status, body, kind, redirect)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server = FakeServer(Handler, name="device-provider")
+        self.base = self.server.base
         self.metadata = {
             "issuer": self.base,
             "token_endpoint": f"{self.base}/token",
@@ -118,12 +108,8 @@ def clock() -> FakeClock:
 @pytest.fixture
 def provider(clock: FakeClock) -> Iterator[Provider]:
     idp = Provider(clock)
-    thread = threading.Thread(target=idp.server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    yield idp
-    idp.server.shutdown()
-    idp.server.server_close()
-    thread.join(5)
+    with idp.server:
+        yield idp
 
 
 def make_request(metadata: dict[str, str], ui: FakeUI, **changes: Any) -> FlowRequest:
@@ -365,7 +351,8 @@ def test_token_endpoint_that_never_answers_times_out(provider: Provider, clock: 
         )
         metadata = {**provider.metadata, "token_endpoint": token_url}
         with pytest.raises(FlowFailed) as failed:
-            request = make_request(metadata, FakeUI(), http_timeout=0.05)
+            # long enough for the real provider to answer the device request on a busy machine
+            request = make_request(metadata, FakeUI(), http_timeout=0.5)
             flow.run(request, clock=clock, sleep=clock.sleep)
     assert failed.value.message == poller.EXPIRED
     assert (

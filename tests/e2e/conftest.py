@@ -29,7 +29,7 @@ from exls_testbed.prereq import missing, require_module, require_tool
 if TYPE_CHECKING:  # imported lazily at run time, so a missing package skips/fails cleanly
     from exls_testbed.browser import Browser, Chromium
     from exls_testbed.cli import ExlsCli, Timings
-    from exls_testbed.idp import IdpServer
+    from exls_testbed.idp import IdpServer, TlsFiles
     from exls_testbed.secret_service import SecretService
 
 E2E_DIR = Path(__file__).resolve().parent
@@ -51,22 +51,46 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def idp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IdpServer]:
-    """The provider process for the whole session (use the function-scoped `idp`)."""
+def idp_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[TlsFiles, Path]:
+    """The provider's TLS files and signing key: made once per run, shared by every instance."""
+    require_module("trustme")
+    from exls_testbed.idp import make_signing_key, make_tls_files
+
+    directory = tmp_path_factory.mktemp("idp-files")
+    return make_tls_files(directory / "tls"), make_signing_key(directory / "signing-key.json")
+
+
+def _started_idp(workdir: Path, files: tuple[TlsFiles, Path]) -> IdpServer:
     node = require_tool("node")
     npm = require_tool("npm")
-    require_module("trustme")
-    from exls_testbed.idp import IdpError, IdpServer, ensure_node_modules, make_tls_files
+    from exls_testbed.idp import IdpError, IdpServer, ensure_node_modules
 
-    workdir = tmp_path_factory.mktemp("idp")
+    server = IdpServer(node=node, tls=files[0], workdir=workdir, signing_key=files[1])
     try:
         ensure_node_modules(npm)
-        server = IdpServer(node=node, tls=make_tls_files(workdir / "tls"), workdir=workdir)
         server.start()
     except IdpError as exc:
+        server.close()
         pytest.fail(str(exc), pytrace=False)
+    return server
+
+
+@pytest.fixture(scope="session")
+def idp_server(
+    tmp_path_factory: pytest.TempPathFactory, idp_files: tuple[TlsFiles, Path]
+) -> Iterator[IdpServer]:
+    """The provider process for the whole session (use the function-scoped `idp`)."""
+    server = _started_idp(tmp_path_factory.mktemp("idp"), idp_files)
+    _keep(server)
     yield server
-    server.stop()
+    server.close()
+
+
+def _keep(server: IdpServer) -> None:
+    from testkit.leaks import keep_process
+
+    assert server.pid is not None
+    keep_process(server.pid, "the session's identity provider (idp_server)")
 
 
 @pytest.fixture
@@ -76,15 +100,23 @@ def idp(idp_server: IdpServer) -> Iterator[IdpServer]:
     API (exls_testbed.idp.IdpServer): .issuer, .ca_path, .client_id, .exls_env(audience=""),
     .discovery(), .session() (requests, trusts the CA), .events(route=None, **params),
     .token_grants(grant_type=None, succeeded=None), .configure(**settings), .reset(),
-    .lookup(token), .restart(IDP_ACCESS_TOKEN_TTL=5, ...), .log().
+    .lookup(token), .log(). Settings change at run time (configure); to restart a provider
+    with other start-up settings, use `private_idp`.
     """
-    if not idp_server.running:
-        idp_server.start()  # an earlier test stopped it, or it crashed
+    if not idp_server.running:  # it crashed in an earlier test: that test failed already
+        idp_server.start()
+        _keep(idp_server)
     idp_server.reset()
     yield idp_server
-    if idp_server.env:  # undo a restart(...) with special settings
-        idp_server.env.clear()
-        idp_server.restart()
+    assert not idp_server.env, "restart() the private_idp, never the shared provider"
+
+
+@pytest.fixture
+def private_idp(tmp_path: Path, idp_files: tuple[TlsFiles, Path]) -> Iterator[IdpServer]:
+    """A provider of this test's own (same CA and signing key), which it may restart()."""
+    server = _started_idp(tmp_path / "private-idp", idp_files)
+    yield server
+    server.close()
 
 
 # -- Secret Service -----------------------------------------------------------------------

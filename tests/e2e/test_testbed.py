@@ -8,11 +8,9 @@ import json
 import secrets
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -20,6 +18,8 @@ import pytest
 import requests
 from exls_testbed.idp import DEVICE_CODE_GRANT, IdpServer
 from exls_testbed.secret_service import SecretService
+
+from testkit.http_server import FakeServer, QuietHandler
 
 if TYPE_CHECKING:  # selenium is imported by the fixture, which skips/fails cleanly without it
     from exls_testbed.browser import Browser
@@ -41,31 +41,18 @@ def loopback_listener() -> Iterator[tuple[str, list[dict[str, str]]]]:
     """A tiny RFC 8252 redirect listener on 127.0.0.1:<free port>; yields (redirect_uri, hits)."""
     hits: list[dict[str, str]] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             url = urlsplit(self.path)
             if url.path != "/callback":  # Chromium also asks for /favicon.ico
                 self.send_error(404)
                 return
             hits.append(dict(parse_qsl(url.query)))
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.end_headers()
-            self.wfile.write(
-                b"<html><title>done</title><body>You can close this tab.</body></html>"
-            )
+            page = b"<html><title>done</title><body>You can close this tab.</body></html>"
+            self.reply(200, page, "text/html")
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/callback", hits
-    finally:
-        server.shutdown()
-        server.server_close()
+    with FakeServer(Handler, name="loopback-listener") as server:
+        yield f"{server.base}/callback", hits
 
 
 def test_discovery_over_tls(idp: IdpServer) -> None:
@@ -354,8 +341,8 @@ def test_device_code_denied_in_browser(idp: IdpServer, browser: Browser) -> None
     )
 
 
-def test_runtime_settings_faults_and_restart(idp: IdpServer, browser: Browser) -> None:
-    """The knobs CLI tests rely on: short TTLs, no consent screen, injected faults, restart."""
+def test_runtime_settings_and_faults(idp: IdpServer, browser: Browser) -> None:
+    """The knobs CLI tests rely on: short TTLs, no consent screen, injected faults."""
     idp.configure(access_token_ttl=5, skip_consent=True, device_interval=1)
     http = idp.session()
     doc = idp.discovery()
@@ -412,7 +399,17 @@ def test_runtime_settings_faults_and_restart(idp: IdpServer, browser: Browser) -
         (400, "invalid_grant"),
     ]
 
-    issuer = idp.issuer
-    idp.restart(IDP_ACCESS_TOKEN_TTL=7)
-    assert idp.issuer == issuer and idp.discovery()["issuer"] == issuer
-    assert idp.configure()["access_token_ttl"] == 7
+
+def test_restart_keeps_issuer_and_key_and_applies_startup_settings(
+    private_idp: IdpServer,
+) -> None:
+    issuer = private_idp.issuer
+    with private_idp.session() as http:
+        keys = http.get(private_idp.discovery()["jwks_uri"], timeout=30).json()
+    old_pid = private_idp.pid
+    private_idp.restart(IDP_ACCESS_TOKEN_TTL=7)
+    assert private_idp.pid != old_pid  # a new process ...
+    assert private_idp.issuer == issuer and private_idp.discovery()["issuer"] == issuer
+    with private_idp.session() as http:  # ... with the run's one signing key
+        assert http.get(private_idp.discovery()["jwks_uri"], timeout=30).json() == keys
+    assert private_idp.configure()["access_token_ttl"] == 7

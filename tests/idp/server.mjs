@@ -1,8 +1,13 @@
 // Local OpenID provider for the exls end-to-end tests (node-oidc-provider v9).
 //
 // Usage: node server.mjs --cert CERT.pem --key KEY.pem [--port 0] [--host 127.0.0.1]
-// (or IDP_CERT / IDP_KEY / IDP_PORT / IDP_HOST). Once listening it prints one JSON line on
-// stdout: {"event":"listening","issuer":"https://127.0.0.1:PORT","port":PORT,...}.
+//        [--listen-fd N] [--signing-key JWK.json]
+// (or IDP_CERT / IDP_KEY / IDP_PORT / IDP_HOST / IDP_LISTEN_FD / IDP_SIGNING_KEY). Once
+// listening it prints one JSON line on stdout:
+// {"event":"listening","issuer":"https://127.0.0.1:PORT","port":PORT,...}.
+// --listen-fd serves an inherited, already listening socket (the test fixture keeps it across
+// restarts, so the port is never free for someone else to take); --signing-key loads the
+// RS256 private JWK (made once per test run) instead of generating a key at every start.
 //
 // Test-only admin endpoints (never expose a provider like this outside tests):
 //   GET  /__test__/events          JSON list of recorded requests (params included)
@@ -30,6 +35,8 @@ const { values: args } = parseArgs({
     key: { type: 'string', default: process.env.IDP_KEY },
     port: { type: 'string', default: process.env.IDP_PORT ?? '0' },
     host: { type: 'string', default: process.env.IDP_HOST ?? '127.0.0.1' },
+    'listen-fd': { type: 'string', default: process.env.IDP_LISTEN_FD },
+    'signing-key': { type: 'string', default: process.env.IDP_SIGNING_KEY },
   },
 });
 if (!args.cert || !args.key) {
@@ -106,12 +113,14 @@ let events = [];
 let seq = 0;
 const devicePolls = new Map();
 
-const signingKey = {
-  ...generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' }),
-  kid: `test-${randomUUID()}`,
-  alg: 'RS256',
-  use: 'sig',
-};
+const signingKey = args['signing-key']
+  ? JSON.parse(readFileSync(args['signing-key'], 'utf8'))
+  : {
+    ...generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' }),
+    kid: `test-${randomUUID()}`,
+    alg: 'RS256',
+    use: 'sig',
+  };
 
 // Email: the login itself when it looks like one, else <login>@example.com.
 const emailFor = (login) => (login.includes('@') ? login : `${login}@example.com`);
@@ -230,7 +239,8 @@ const configuration = {
 const server = createServer({ cert: readFileSync(args.cert), key: readFileSync(args.key) });
 await new Promise((resolve, reject) => {
   server.once('error', reject);
-  server.listen(Number.parseInt(args.port, 10), args.host, resolve);
+  if (args['listen-fd'] !== undefined) server.listen({ fd: Number.parseInt(args['listen-fd'], 10) }, resolve);
+  else server.listen(Number.parseInt(args.port, 10), args.host, resolve);
 });
 const { port } = server.address();
 const issuer = `https://${args.host}:${port}${ISSUER_PATH}`;

@@ -7,12 +7,12 @@ are found only through their entry points, exactly as in the field.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from install_support import CORE, DEVICE, EXAMPLE, META, PKCE, PLUGINS
+
+from testkit.http_server import FakeServer, QuietHandler
 
 pytestmark = pytest.mark.install
 
@@ -51,24 +51,16 @@ def test_headless_only_build_uses_device_code(make_venv) -> None:  # type: ignor
     assert "device_code" in text.stdout and "pkce" not in text.stdout
 
 
-class _FakeProvider(BaseHTTPRequestHandler):
+class _FakeProvider(QuietHandler):
     """Discovery plus a token endpoint that refuses every grant: enough to run a flow's hook."""
 
     grants: list[str] = []
 
-    def log_message(self, *args: object) -> None:
-        pass
-
     def _send(self, status: int, body: object) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.reply(status, json.dumps(body).encode())
 
     def do_GET(self) -> None:
-        issuer = f"http://127.0.0.1:{self.server.server_port}"  # type: ignore[attr-defined]
+        issuer = self.server.base
         if self.path == "/.well-known/openid-configuration":
             self._send(
                 200,
@@ -82,19 +74,15 @@ class _FakeProvider(BaseHTTPRequestHandler):
             self._send(404, {})
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", 0))
-        self.grants.append(self.rfile.read(length).decode())
+        self.grants.append(self.form().decode())
         self._send(400, {"error": "invalid_grant"})
 
 
 @pytest.fixture
 def fake_provider() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeProvider)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     _FakeProvider.grants = []
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with FakeServer(_FakeProvider, name="install-provider") as server:
+        yield server.base
 
 
 def test_third_party_flow_is_found_ranked_and_run(make_venv, fake_provider: str) -> None:  # type: ignore[no-untyped-def]

@@ -10,17 +10,16 @@ import json
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 from exls_core.http import new_session
 from exls_core.plugin import FlowRequest, FlowSettings
 from exls_flows_pkce.pkce import challenge
+from testkit.http_server import FakeServer, QuietHandler
 
 ISSUER = "https://idp.test"
 CLIENT_ID = "exls-test-client"
@@ -89,7 +88,9 @@ def parse_reply(raw: bytes) -> Reply:
     return Reply(int(lines[0].split(" ")[1]), headers, body.decode("utf-8", "replace"))
 
 
-def read_all(sock: socket.socket, timeout: float = 5.0) -> bytes:
+# Timeouts are generous: they only end a wait for an answer that should come; a test that
+# expects none says so with its own.
+def read_all(sock: socket.socket, timeout: float = 30.0) -> bytes:
     sock.settimeout(timeout)
     chunks = []
     try:
@@ -100,7 +101,7 @@ def read_all(sock: socket.socket, timeout: float = 5.0) -> bytes:
     return b"".join(chunks)
 
 
-def send_raw(port: int, data: bytes, timeout: float = 5.0) -> Reply:
+def send_raw(port: int, data: bytes, timeout: float = 30.0) -> Reply:
     """Send bytes as they are (any request, however broken) and read the whole reply."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(data)
@@ -108,7 +109,7 @@ def send_raw(port: int, data: bytes, timeout: float = 5.0) -> Reply:
 
 
 def get(
-    port: int, target: str, *, headers: dict[str, str] | None = None, timeout: float = 5.0
+    port: int, target: str, *, headers: dict[str, str] | None = None, timeout: float = 30.0
 ) -> Reply:
     lines = [f"GET {target} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
@@ -130,7 +131,6 @@ class TokenEndpoint:
     challenge: str | None = None  # from the authorization URL; the verifier must match it
     error: dict[str, str] | None = None  # answer this (HTTP 400) instead of tokens
     raw_answer: tuple[int, str] | None = None  # or exactly this (status, body)
-    delay: float = 0.0
     requests: list[dict[str, str]] = field(default_factory=list)
     url: str = ""
     tokens: dict[str, Any] = field(
@@ -146,8 +146,6 @@ class TokenEndpoint:
 
     def answer(self, form: dict[str, str]) -> tuple[int, dict[str, Any] | str]:
         self.requests.append(form)
-        if self.delay:
-            time.sleep(self.delay)
         if self.raw_answer:
             return self.raw_answer
         if self.error:
@@ -169,35 +167,16 @@ class TokenEndpoint:
 def serve_token_endpoint(
     endpoint: TokenEndpoint, tls: ssl.SSLContext | None = None
 ) -> Iterator[TokenEndpoint]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", "0"))
-            form = dict(parse_qsl(self.rfile.read(length).decode()))
+            form = dict(parse_qsl(self.form().decode()))
             status, body = endpoint.answer(form)
             data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.reply(status, data)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    if tls is not None:
-        server.socket = tls.wrap_socket(server.socket, server_side=True)
-    scheme = "https" if tls else "http"
-    endpoint.url = f"{scheme}://127.0.0.1:{server.server_address[1]}/token"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
+    with FakeServer(Handler, tls=tls, name="token-endpoint") as server:
+        endpoint.url = f"{server.base}/token"
         yield endpoint
-    finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
 
 
 # --- a fake browser ---------------------------------------------------------------------------
@@ -207,7 +186,8 @@ class FakeBrowser:
     """An opener for the flow: records the URL and, like a person, follows the redirect.
 
     ``respond(params)`` turns the authorization request into the redirect's query (None: the
-    user never comes back). The GET runs in a thread, as a real browser would not block.
+    user never comes back). The GET runs in a thread, as a real browser would not block;
+    ``wait()`` joins it (``run`` in the tests always does), so it never outlives the test.
     """
 
     def __init__(self, respond: Any = None, *, opened: bool = True) -> None:
@@ -217,7 +197,8 @@ class FakeBrowser:
         self.opened = opened
         self.urls: list[str] = []
         self.replies: list[Reply] = []
-        self.done = threading.Event()
+        self.errors: list[str] = []  # the GET failed (e.g. the listener was gone)
+        self._threads: list[threading.Thread] = []
 
     @property
     def params(self) -> dict[str, str]:
@@ -229,15 +210,23 @@ class FakeBrowser:
             return False
         query = self.respond(self.params)
         if query is not None:
-            threading.Thread(target=self._redirect, args=(query,), daemon=True).start()
+            thread = threading.Thread(target=self._redirect, args=(query,), name="fake-browser")
+            self._threads.append(thread)
+            thread.start()
         return True
+
+    def wait(self) -> None:
+        """Join the redirect: its reply (or error) is recorded once this returns."""
+        for thread in self._threads:
+            thread.join(60)
+            assert not thread.is_alive(), "the fake browser's GET did not end"
 
     def _redirect(self, query: dict[str, str]) -> None:
         redirect = urlsplit(self.params["redirect_uri"])
         try:
             self.replies.append(get(redirect.port or 80, f"{redirect.path}?{urlencode(query)}"))
-        finally:
-            self.done.set()
+        except OSError as exc:
+            self.errors.append(f"{type(exc).__name__}: {exc}")
 
 
 def make_request(

@@ -23,7 +23,7 @@ def fake_program(folder: Path, name: str, log: Path) -> None:
 
 
 def wait_for(path: Path) -> str:
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60  # generous: the machine may be busy
     while time.monotonic() < deadline:
         if path.exists() and path.read_text():
             return path.read_text()
@@ -76,18 +76,19 @@ def test_webbrowser_failure_is_reported(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_launch_never_blocks_and_reports_failure_only_when_known() -> None:
     release = threading.Event()
+    returned = threading.Event()
     result = {"value": False}
 
     def hung(url: str) -> bool:
-        release.wait(5)
+        release.wait(60)
+        returned.set()
         return result["value"]
 
-    started = time.monotonic()
     launch = Launch(hung, URL)
-    assert time.monotonic() - started < 0.5
+    assert not returned.is_set()  # Launch came back while the launcher still hung
     assert not launch.failed  # still running: not a failure yet
     release.set()
-    assert launch.done.wait(5) and launch.failed
+    assert launch.done.wait(60) and launch.failed
 
 
 @pytest.mark.parametrize("error", [webbrowser.Error("no browser"), OSError(2, "ENOENT")])
@@ -96,9 +97,9 @@ def test_launch_turns_errors_into_failure(error: Exception) -> None:
         raise error
 
     launch = Launch(broken, URL)
-    assert launch.done.wait(5) and launch.failed
+    assert launch.done.wait(60) and launch.failed
 
 
 def test_launch_success_is_not_failure() -> None:
     launch = Launch(lambda url: True, URL)
-    assert launch.done.wait(5) and not launch.failed
+    assert launch.done.wait(60) and not launch.failed

@@ -37,13 +37,22 @@ def endpoint() -> Iterator[TokenEndpoint]:
         yield served
 
 
-def run(request: Any, browser: FakeBrowser, endpoint: TokenEndpoint | None = None) -> TokenResponse:
+def run(
+    request: Any,
+    browser: FakeBrowser,
+    endpoint: TokenEndpoint | None = None,
+    clock: Iterator[float] | None = None,
+) -> TokenResponse:
     def opener(url: str) -> bool:
         if endpoint is not None:  # the provider learns the challenge from the authorization URL
             endpoint.challenge = url.split("code_challenge=")[1].split("&")[0]
         return browser(url)
 
-    return flow.run(request, opener=opener, browser_grace=0.2, connection_timeout=1.0)
+    try:
+        timing: dict[str, Any] = {} if clock is None else {"clock": lambda: next(clock)}
+        return flow.run(request, opener=opener, browser_grace=0.2, connection_timeout=1.0, **timing)
+    finally:
+        browser.wait()
 
 
 def secrets_of(endpoint: TokenEndpoint) -> list[str]:
@@ -71,7 +80,7 @@ def test_success(endpoint: TokenEndpoint) -> None:
     assert form["redirect_uri"] == params["redirect_uri"]
     assert "client_secret" not in form
 
-    browser.done.wait(5)
+    browser.wait()
     assert browser.replies[0].status == 200 and "You are signed in" in browser.replies[0].body
     assert ui.messages == [
         "Opening your browser...",
@@ -123,17 +132,19 @@ def test_all_ports_busy_is_a_clear_error() -> None:
 def test_timeout_falls_back(endpoint: TokenEndpoint) -> None:
     ui = FakeUI()
     browser = FakeBrowser(respond=lambda params: None)  # nobody comes back
-    started = time.monotonic()
+    readings = iter(1000.0 + 0.5 * step for step in range(100))  # each look: half a second on
     with pytest.raises(FlowFallback) as info:
-        run(make_request(endpoint, ui=ui, flow_timeout=1.2), browser, endpoint)
+        run(make_request(endpoint, ui=ui, flow_timeout=1.2), browser, endpoint, readings)
     assert info.value.message == "Browser authentication timed out."
     assert info.value.hint == (  # what happened, and what to try
         "Nothing came back from the browser within 0:02: did it open on another machine or "
         "display? Next time use exls login --no-browser to paste the address it ends on, or "
         "--auth-flow device_code to skip the browser."
     )
-    assert time.monotonic() - started < 3
-    assert ui.updates and "0:01 left" in ui.updates[0]
+    assert next(readings) == 1002.0  # it gave up at the first look past the 1.2 s deadline
+    assert ui.updates == [
+        "Waiting for you to sign in in your browser... 0:01 left (Ctrl+C to cancel)"
+    ]
     assert endpoint.requests == []
 
 
@@ -150,30 +161,35 @@ def test_no_browser_falls_back_at_once(opener_result: Any) -> None:
 
     started = time.monotonic()
     with pytest.raises(FlowFallback, match=r"^Could not open a browser\.$"):
-        flow.run(make_request(ui=ui, can_fall_back=True), opener=opener, browser_grace=5.0)
-    assert time.monotonic() - started < 1
+        flow.run(make_request(ui=ui, can_fall_back=True), opener=opener, browser_grace=120.0)
+    assert time.monotonic() - started < 60  # at once, not after the two minutes' grace
     assert ui.messages == ["Opening your browser..."]
 
 
 def test_a_hung_browser_launcher_does_not_stall_the_flow(endpoint: TokenEndpoint) -> None:
     release = threading.Event()
+    returned = threading.Event()
     browser = FakeBrowser()
 
     def hung_opener(url: str) -> bool:  # e.g. an xdg-open that never returns
         browser(url)
-        release.wait(10)
+        release.wait(120)
+        returned.set()
         return False
 
     endpoint.challenge = None
-    started = time.monotonic()
 
     def opener(url: str) -> bool:
         endpoint.challenge = url.split("code_challenge=")[1].split("&")[0]
         return hung_opener(url)
 
-    response = flow.run(make_request(endpoint), opener=opener, browser_grace=0.2)
-    release.set()
-    assert response.access_token and time.monotonic() - started < 2
+    try:
+        response = flow.run(make_request(endpoint), opener=opener, browser_grace=0.2)
+        assert not returned.is_set()  # logged in while the launcher still hung
+    finally:
+        release.set()
+        browser.wait()
+    assert response.access_token
 
 
 def test_a_launcher_that_fails_later_falls_back() -> None:
@@ -192,7 +208,7 @@ def test_access_denied_in_the_browser_fails(endpoint: TokenEndpoint) -> None:
     with pytest.raises(FlowFailed, match=r"^Login was denied in the browser \(no\)\.$") as info:
         run(make_request(endpoint), browser, endpoint)
     assert not isinstance(info.value, FlowFallback)
-    browser.done.wait(5)
+    browser.wait()
     assert "Sign-in failed" in browser.replies[0].body
     assert endpoint.requests == []
 
@@ -223,7 +239,7 @@ def test_a_forged_redirect_never_completes_the_login(endpoint: TokenEndpoint) ->
     browser = FakeBrowser(respond=lambda p: {"code": "the-authorization-code", "state": "forged"})
     with pytest.raises(FlowFallback, match="timed out"):
         run(make_request(endpoint, flow_timeout=0.5), browser, endpoint)
-    browser.done.wait(5)
+    browser.wait()
     assert browser.replies[0].status == 400
     assert endpoint.requests == []
 
@@ -263,7 +279,7 @@ def test_token_endpoint_error_fails_without_leaking_secrets(endpoint: TokenEndpo
     )
     assert not any(secret in message + repr(info.value) for secret in secrets_of(endpoint))
     assert info.value.__cause__ is None and info.value.__suppress_context__
-    browser.done.wait(5)
+    browser.wait()
     assert "Sign-in failed" in browser.replies[0].body and "&lt;b&gt;" in browser.replies[0].body
 
 
@@ -292,7 +308,7 @@ def test_a_broken_token_answer_fails_clearly(
     browser = FakeBrowser()
     with pytest.raises(FlowFailed, match=expected):
         run(make_request(endpoint), browser, endpoint)
-    browser.done.wait(5)
+    browser.wait()
     assert "Sign-in failed" in browser.replies[0].body
 
 
@@ -302,13 +318,13 @@ def test_an_unreachable_token_endpoint_fails_clearly() -> None:
         dead = f"http://127.0.0.1:{probe.getsockname()[1]}/token"
     request = make_request(metadata={"token_endpoint": dead})
     with pytest.raises(FlowFailed, match=f"The code exchange failed: cannot connect to {dead}"):
-        flow.run(request, opener=FakeBrowser(), browser_grace=0.2)
+        run(request, FakeBrowser())
 
 
 def test_plain_http_is_refused_for_a_remote_token_endpoint() -> None:
     request = make_request(metadata={"token_endpoint": "http://idp.example.com/token"})
     with pytest.raises(FlowFailed, match="must use https"):
-        flow.run(request, opener=FakeBrowser(), browser_grace=0.2)
+        run(request, FakeBrowser())
 
 
 def test_loopback_http_is_allowed_only_during_the_exchange(endpoint: TokenEndpoint) -> None:
@@ -395,7 +411,7 @@ def test_the_page_says_signed_in_only_after_core_accepted_the_tokens(
     browser = FakeBrowser()
     with pytest.raises(ExlsError, match="nonce mismatch"):
         run(make_request(endpoint, check_tokens=refuse), browser, endpoint)
-    browser.done.wait(5)
+    browser.wait()
     assert len(checked) == 1 and checked[0].nonce_check is NonceCheck.REQUIRED
     assert "Sign-in failed" in browser.replies[0].body
     assert "nonce mismatch" in browser.replies[0].body

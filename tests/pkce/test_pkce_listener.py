@@ -5,14 +5,16 @@ Every test ends the same way: the real redirect still completes the login, a for
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
-from pkce_fakes import ISSUER, Reply, callback_target, get, read_all, send_raw
+from pkce_fakes import ISSUER, Reply, callback_target, get, parse_reply, read_all, send_raw
 
 from exls_flows_pkce import pages
 from exls_flows_pkce.listener import Callback, CallbackListener, PortsBusy
@@ -26,17 +28,25 @@ def listener() -> Iterator[CallbackListener]:
         yield server
 
 
-def finish_later(server: CallbackListener, page: str, after: float = 0.0) -> threading.Thread:
-    """Play the flow's part: once the code arrives, 'exchange' it and answer with ``page``."""
+@contextmanager
+def flow_answers(server: CallbackListener, page: str) -> Iterator[None]:
+    """Play the flow's part while the block runs: once the code arrives, answer with ``page``."""
 
-    def run() -> None:
-        if server.wait(5.0) is not None:
-            time.sleep(after)
-            server.finish(page)
+    block_over = threading.Event()
 
-    thread = threading.Thread(target=run, daemon=True)
+    def run() -> None:  # until the code arrives, or the block is over without it
+        while not block_over.is_set():
+            if server.wait(0.05) is not None:
+                server.finish(page)
+                return
+
+    thread = threading.Thread(target=run, name="flow-player")
     thread.start()
-    return thread
+    try:
+        yield
+    finally:
+        block_over.set()
+        thread.join()
 
 
 def redirect(server: CallbackListener, **params: str) -> Reply:
@@ -45,8 +55,8 @@ def redirect(server: CallbackListener, **params: str) -> Reply:
 
 def assert_completes(server: CallbackListener, code: str = "real-code") -> None:
     """The real redirect completes the login and gets the success page."""
-    finish_later(server, pages.success())
-    reply = redirect(server, code=code, state=STATE)
+    with flow_answers(server, pages.success()):
+        reply = redirect(server, code=code, state=STATE)
     assert reply.status == 200 and "You are signed in" in reply.body
     assert server.wait(0) == Callback(code=code)
 
@@ -65,10 +75,14 @@ def test_binds_127_0_0_1_only(listener: CallbackListener) -> None:
 def test_the_real_redirect_completes_and_the_page_waits_for_the_exchange(
     listener: CallbackListener,
 ) -> None:
-    finish_later(listener, pages.success(), after=0.3)
-    started = time.monotonic()
-    reply = redirect(listener, code="real-code", state=STATE)
-    assert time.monotonic() - started >= 0.3  # the page went out only after finish()
+    with socket.create_connection(("127.0.0.1", listener.port), timeout=60) as browser:
+        target = callback_target(code="real-code", state=STATE)
+        browser.sendall(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        assert listener.wait(60) == Callback(code="real-code")
+        readable, _, _ = select.select([browser], [], [], 0.3)
+        assert not readable  # the page goes out only after finish(), not when the code came
+        listener.finish(pages.success())
+        reply = parse_reply(read_all(browser, timeout=60))
     assert reply.status == 200 and "You are signed in" in reply.body
     assert reply.headers["content-type"] == "text/html; charset=utf-8"
     assert "default-src 'none'" in reply.headers["content-security-policy"]
@@ -78,8 +92,9 @@ def test_the_real_redirect_completes_and_the_page_waits_for_the_exchange(
 
 
 def test_a_failed_exchange_shows_the_failure_page(listener: CallbackListener) -> None:
-    finish_later(listener, pages.failure("The identity provider refused the login: invalid_grant."))
-    reply = redirect(listener, code="real-code", state=STATE)
+    failure = pages.failure("The identity provider refused the login: invalid_grant.")
+    with flow_answers(listener, failure):
+        reply = redirect(listener, code="real-code", state=STATE)
     assert reply.status == 200 and "Sign-in failed" in reply.body and "invalid_grant" in reply.body
 
 
@@ -207,30 +222,41 @@ def test_many_small_headers_adding_up_are_dropped_too(listener: CallbackListener
     assert_completes(listener)
 
 
-def test_a_slow_client_neither_stalls_the_listener_nor_survives_its_deadline(
-    listener: CallbackListener,
-) -> None:
-    slow = socket.create_connection(("127.0.0.1", listener.port))
-    dropped = threading.Event()
+SLOW_DEADLINE = 8.0  # per-connection deadline where a test needs connections to stay a while
 
-    def trickle() -> None:  # a byte at a time, never finishing the request head
+
+def test_a_slow_client_neither_stalls_the_listener_nor_survives_its_deadline() -> None:
+    with CallbackListener(state=STATE, issuer=ISSUER, connection_timeout=SLOW_DEADLINE) as server:
+        started = time.monotonic()
+        slow = socket.create_connection(("127.0.0.1", server.port))
+        stop = threading.Event()
+
+        def trickle() -> None:  # a byte at a time, never finishing the request head
+            try:
+                for byte in b"GET /callback?state=" + STATE.encode():
+                    slow.sendall(bytes([byte]))
+                    if stop.wait(0.1):
+                        return
+            except OSError:
+                pass
+
+        sender = threading.Thread(target=trickle, name="slow-client")
+        sender.start()
         try:
-            for byte in b"GET /callback?state=" + STATE.encode():
-                slow.sendall(bytes([byte]))
-                time.sleep(0.1)
-        except OSError:
-            pass
+            assert_completes(server)  # served while the slow client is still sending:
+            assert not closed_by_peer(slow)  # it was not dropped first
+            assert read_all(slow, timeout=SLOW_DEADLINE + 60) == b""  # then dropped, unanswered
+            # ... at its deadline, not before (a generous bound above: the machine may be busy)
+            assert SLOW_DEADLINE <= time.monotonic() - started < SLOW_DEADLINE + 30
         finally:
-            dropped.set()
+            stop.set()
+            slow.close()
+            sender.join()
 
-    threading.Thread(target=trickle, daemon=True).start()
-    started = time.monotonic()
-    assert_completes(listener)  # served at once, while the slow client is still sending
-    assert time.monotonic() - started < 0.8
-    slow.settimeout(3.0)
-    assert read_all(slow) == b""  # closed by the listener after connection_timeout (1 s)
-    assert time.monotonic() - started < 2.5
-    slow.close()
+
+def closed_by_peer(sock: socket.socket) -> bool:
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
 
 
 def test_many_parallel_stray_connections_do_not_prevent_the_real_redirect(
@@ -246,16 +272,16 @@ def test_many_parallel_stray_connections_do_not_prevent_the_real_redirect(
 
 def test_connections_over_the_cap_are_dropped_until_slots_free_up() -> None:
     with CallbackListener(
-        state=STATE, issuer=ISSUER, connection_timeout=1.0, max_connections=3
+        state=STATE, issuer=ISSUER, connection_timeout=SLOW_DEADLINE, max_connections=3
     ) as server:
-        idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(3)]
-        time.sleep(0.1)  # let the listener accept them
         started = time.monotonic()
+        # Accepted in the order they connect: the three take the slots, the fourth has none.
+        idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(3)]
         extra = socket.create_connection(("127.0.0.1", server.port))
-        assert read_all(extra, timeout=2.0) == b""
-        assert time.monotonic() - started < 0.5  # dropped at once: no slot, no waiting
-        assert all(read_all(sock, timeout=2.0) == b"" for sock in idle)  # timed out
-        assert time.monotonic() - started >= 0.8
+        assert read_all(extra, timeout=SLOW_DEADLINE + 60) == b""
+        assert not any(closed_by_peer(sock) for sock in idle)  # dropped at once: no waiting
+        assert all(read_all(sock, timeout=SLOW_DEADLINE + 60) == b"" for sock in idle)
+        assert time.monotonic() - started >= SLOW_DEADLINE  # ... the idle ones at their deadline
         assert_completes(server)
         for sock in [*idle, extra]:
             sock.close()
@@ -276,8 +302,8 @@ def test_connections_over_the_cap_are_dropped_until_slots_free_up() -> None:
 def test_iss_must_be_the_issuer(iss: str | None, require: bool, failure: str | None) -> None:
     with CallbackListener(state=STATE, issuer=ISSUER, require_iss=require) as server:
         params = {"code": "real-code", "state": STATE} | ({"iss": iss} if iss else {})
-        finish_later(server, pages.success())
-        reply = redirect(server, **params)
+        with flow_answers(server, pages.success()):
+            reply = redirect(server, **params)
         callback = server.wait(0)
         assert callback is not None
         if failure is None:
@@ -292,12 +318,12 @@ def test_close_answers_a_waiting_browser_and_frees_the_port() -> None:
     server.start()
     replies: list[Reply] = []
     thread = threading.Thread(
-        target=lambda: replies.append(redirect(server, code="c", state=STATE)), daemon=True
+        target=lambda: replies.append(redirect(server, code="c", state=STATE)), name="browser"
     )
     thread.start()
-    assert server.wait(5.0) is not None
+    assert server.wait(60.0) is not None
     server.close()  # e.g. Ctrl+C during the code exchange
-    thread.join(5.0)
+    thread.join()
     assert replies and "Return to the terminal" in replies[0].body
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=1.0)

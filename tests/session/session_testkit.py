@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -19,6 +18,7 @@ from keyring.backend import KeyringBackend
 from keyring.errors import PasswordDeleteError, PasswordSetError
 
 from exls_core.session.model import Session
+from testkit.http_server import FakeServer, QuietHandler
 
 WINDOWS_LIMIT = 2560  # bytes of UTF-16 in a Windows Credential Locker secret
 CLIENT_ID = "test-client"
@@ -41,7 +41,8 @@ class MemoryKeyring(KeyringBackend):
         self.fail_on_write: int | None = None  # this write (1-based) and all later ones fail
         self.write_error: Callable[[], BaseException] = lambda: PasswordSetError("injected")
         self.read_error: Callable[[], BaseException] | None = None
-        self.hang: threading.Event | None = None
+        self.hang: threading.Event | None = None  # calls wait for it (30 s at most)
+        self.hangs_ran_out = 0
         self.on_read: Callable[[str], None] | None = None
         self.tamper: Callable[[str, str], str | None] | None = None
 
@@ -60,8 +61,8 @@ class MemoryKeyring(KeyringBackend):
 
     def get_password(self, service: str, username: str) -> str | None:
         self.reads += 1
-        if self.hang is not None:
-            self.hang.wait(30)
+        if self.hang is not None and not self.hang.wait(30):
+            self.hangs_ran_out += 1  # the caller waited the whole hang out
         if self.read_error is not None:
             raise self.read_error()
         if self.on_read is not None:
@@ -185,12 +186,15 @@ class FakeIdP:
     jwks_hits: int = 0
     revoked: list[tuple[str, str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    server: ThreadingHTTPServer | None = None
+    refresh_gate: int = 0  # hold each refresh until this many have arrived (a sure race)
+    refresh_arrivals: int = 0
+    arrived: threading.Condition = field(default_factory=threading.Condition)
+    server: FakeServer | None = None
 
     @property
     def url(self) -> str:
         assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.server.base
 
     @property
     def issuer(self) -> str:
@@ -213,6 +217,10 @@ class FakeIdP:
             return 400, {"error": "invalid_request"}
         if self.on_refresh is not None:
             self.on_refresh(token)
+        with self.arrived:
+            self.refresh_arrivals += 1
+            self.arrived.notify_all()
+            self.arrived.wait_for(lambda: self.refresh_arrivals >= self.refresh_gate, 60)
         time.sleep(self.refresh_delay)  # widen the window in which processes could race
         with self.lock:
             if token in self.used:  # reuse of a rotated token: revoke the grant
@@ -239,54 +247,44 @@ class FakeIdP:
     def start(self) -> FakeIdP:
         idp = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def reply(self, status: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+        class Handler(QuietHandler):
+            def send_json(self, status: int, body: Any) -> None:
+                self.reply(status, json.dumps(body).encode())
 
             def do_GET(self) -> None:
                 if self.path == "/.well-known/openid-configuration":
                     idp.discovery_hits += 1
-                    self.reply(200, idp.discovery())
+                    self.send_json(200, idp.discovery())
                 elif self.path == "/jwks":
                     idp.jwks_hits += 1
-                    self.reply(200, {"keys": [idp.key.jwk()]})
+                    self.send_json(200, {"keys": [idp.key.jwk()]})
                 else:
-                    self.reply(404, {"error": "not_found"})
+                    self.send_json(404, {"error": "not_found"})
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+                form = {k: v[0] for k, v in parse_qs(self.form().decode()).items()}
                 if self.path == "/token":
                     if idp.token_status is not None:
-                        self.reply(idp.token_status, {"error": "server_error"})
+                        self.send_json(idp.token_status, {"error": "server_error"})
                         return
-                    self.reply(*idp.refresh(form))
+                    self.send_json(*idp.refresh(form))
                 elif self.path == "/revoke":
                     idp.revoked.append(
                         (form.get("token", ""), form.get("token_type_hint", ""), form["client_id"])
                     )
-                    self.reply(
+                    self.send_json(
                         idp.revoke_status, {} if idp.revoke_status == 200 else {"error": "x"}
                     )
                 else:
-                    self.reply(404, {"error": "not_found"})
+                    self.send_json(404, {"error": "not_found"})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
+        self.server = FakeServer(Handler, name="session-idp").start()
         return self
 
     def stop(self) -> None:
+        """Stop serving (a test may do it early: the provider went away); safe twice."""
         if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+            self.server.close()
 
 
 def jwt_like(length: int, seed: str) -> str:

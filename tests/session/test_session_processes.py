@@ -62,6 +62,9 @@ def shared_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, idp: FakeIdP
         PYTHON_KEYRING_BACKEND="exls_test_filekeyring.FileKeyring",
         EXLS_AUTH_ISSUER=idp.issuer,
         EXLS_AUTH_CLIENT_ID=CLIENT_ID,
+        # Ten interpreters start at once on two cores: a keyring call may wait its turn for
+        # long on a loaded machine. What is tested is the lock, not the keyring's speed.
+        EXLS_KEYRING_TIMEOUT="60",
     )
     yield env
     keyring.core._keyring_backend = previous
@@ -110,7 +113,7 @@ def test_without_the_lock_the_same_race_breaks_the_session(
 ) -> None:
     # Negative control: proves the test above can fail.
     SessionStore().save(make_session(idp.issuer, expires_at=time.time() - 5, refresh_token="rt-0"))
-    idp.refresh_delay = 0.2
+    idp.refresh_gate = 2  # the first refresh waits for a second one: they surely overlap
     results = race(tmp_path, {**shared_keyring, "EXLS_TEST_NO_LOCK": "1"}, 10)
     assert idp.refreshes > 1 or idp.rejected > 0
     assert any(r.returncode != 0 for r in results) or idp.refreshes > 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from typing import Any
 
 import keyring
@@ -486,10 +485,9 @@ def test_a_hanging_keyring_is_abandoned_in_bounded_time(
 ) -> None:
     monkeypatch.setenv("EXLS_KEYRING_TIMEOUT", "0.05")
     memory_keyring.hang = threading.Event()
-    started = time.monotonic()
     with pytest.raises(StoreError) as caught:
         SessionStore().load()
-    assert time.monotonic() - started < 2
+    assert not memory_keyring.hang.is_set() and memory_keyring.hangs_ran_out == 0  # gave up
     assert caught.value.message == f"Failed to load token: {STALLED}"
 
 
@@ -642,13 +640,15 @@ def test_a_hanging_backend_choice_is_abandoned_in_bounded_time(
     from exls_core.session import keyring_calls
 
     release = threading.Event()
-    monkeypatch.setattr(keyring_calls, "_choose_backend", lambda: release.wait(30))
+    ran_out: list[bool] = []
+    monkeypatch.setattr(
+        keyring_calls, "_choose_backend", lambda: ran_out.append(not release.wait(30))
+    )
     monkeypatch.setenv("EXLS_KEYRING_TIMEOUT", "0.05")
-    started = time.monotonic()
     try:
         with pytest.raises(StoreError) as caught:
             SessionStore().load_hot()
+        assert ran_out == []  # it gave up while the choice still hung
     finally:
         release.set()
-    assert time.monotonic() - started < 2
     assert caught.value.message == f"Failed to load token: {STALLED}"

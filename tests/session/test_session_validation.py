@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import ssl
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ from exls_core.session.validation import (
     fetch_jwks,
     validate_id_token,
 )
+from testkit.http_server import FakeServer, QuietHandler
 
 ISSUER = "https://idp.example/"
 NONCE = "n-0S6_WzA2Mj"
@@ -227,26 +226,16 @@ def https_jwks(tmp_path: Path, signing_key: SigningKey) -> Iterator[tuple[str, P
     cert = ca.issue_cert("127.0.0.1")
     body = json.dumps({"keys": [signing_key.jwk()]}).encode()
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.reply(200, body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(context)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
-    yield f"https://127.0.0.1:{server.server_address[1]}/jwks", bundle
-    server.shutdown()
-    server.server_close()
+    with FakeServer(Handler, tls=context, name="https-jwks") as server:
+        yield f"{server.base}/jwks", bundle
 
 
 def test_jwks_over_tls_honours_requests_ca_bundle(

@@ -31,6 +31,7 @@ MAX_HEAD = 8 * 1024  # request line plus headers; a real redirect needs far less
 CONNECTION_TIMEOUT = 5.0  # seconds for a client to send its whole request head
 MAX_CONNECTIONS = 32
 ANSWER_TIMEOUT = 15.0  # how long the browser's request waits for the code exchange
+SEND_WAIT = 5.0  # how long finish() and close() wait for the deciding page to be sent
 MAX_FIELDS = 100
 RESPONSE_FIELDS = ("state", "code", "error", "error_description", "iss")
 
@@ -88,7 +89,7 @@ class _Verdict:
     status: HTTPStatus
     page: str
     refusal: str | None = None
-    holds_code: bool = False
+    decides: bool = False  # a browser request that decided the login: its page must go out
 
     @classmethod
     def refused(cls, reason: str) -> _Verdict:
@@ -143,6 +144,7 @@ class CallbackListener:
         self._lock = threading.Lock()
         self._claimed = False
         self._held = False  # a browser request waits for finish() (not so for a paste)
+        self._browser_decided = False
         self._callback: Callback | None = None
         self._arrived = threading.Event()
         self._answer = pages.see_terminal()
@@ -168,7 +170,7 @@ class CallbackListener:
         """The first valid authorization response, or None if none came within ``timeout``."""
         return self._callback if self._arrived.wait(max(timeout, 0.0)) else None
 
-    def finish(self, page: str, *, wait: float = 2.0) -> None:
+    def finish(self, page: str, *, wait: float = SEND_WAIT) -> None:
         """Send ``page`` to the browser request that delivered the code; wait until it is sent."""
         self._answer = page
         self._answered.set()
@@ -178,6 +180,8 @@ class CallbackListener:
     def close(self) -> None:
         """Stop listening. A browser request still waiting is sent back to the terminal."""
         self._answered.set()  # unless finish() came first, the page is pages.see_terminal()
+        if self._browser_decided:  # the page of the browser request that decided the login
+            self._sent.wait(SEND_WAIT)  # (the failure page too) goes out before exls may exit
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join()
@@ -202,17 +206,19 @@ class CallbackListener:
             return
         except OSError:  # too slow (TimeoutError), or gone: drop it
             return
-        status, page, holds_code = self._route(request_line)
+        status, page, decided = self._route(request_line)
+        holds_code = decided and self._callback is not None and bool(self._callback.code)
         if holds_code:  # the success page only goes out once the code exchange succeeded
             self._answered.wait(self._answer_timeout)
             status, page = HTTPStatus.OK, self._answer
         try:
             _respond(sock, status, page)
         finally:
-            if holds_code:
+            if decided:
                 self._sent.set()
 
     def _route(self, request_line: str) -> tuple[HTTPStatus, str, bool]:
+        """(status, page, whether this request is the one that decided the login)."""
         parts = request_line.split(" ")
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
             return HTTPStatus.BAD_REQUEST, pages.bad_request("This is not an HTTP request."), False
@@ -223,7 +229,7 @@ class CallbackListener:
         if method != "GET":
             return HTTPStatus.METHOD_NOT_ALLOWED, pages.rejected("Method not allowed"), False
         verdict = self._judge(query, via_browser=True)
-        return verdict.status, verdict.page, verdict.holds_code
+        return verdict.status, verdict.page, verdict.decides
 
     def deliver(self, address: str) -> str | None:
         """Check an address the user pasted (the page the browser ended on) exactly like a
@@ -273,10 +279,11 @@ class CallbackListener:
             else Callback(code=params.code)
         )
         self._held = via_browser and not failure  # finish() answers that browser request
+        self._browser_decided = via_browser  # close() lets its page (failure too) go out
         self._arrived.set()
         if failure:
-            return _Verdict(HTTPStatus.OK, pages.failure(failure))
-        return _Verdict(HTTPStatus.OK, "", holds_code=via_browser)
+            return _Verdict(HTTPStatus.OK, pages.failure(failure), decides=via_browser)
+        return _Verdict(HTTPStatus.OK, "", decides=via_browser)
 
     def _check_issuer(self, iss: str | None) -> str | None:
         """RFC 9207: a response from another issuer is a mix-up attack; refuse it."""

@@ -271,7 +271,7 @@ class Browser:
             raise outcome
         return outcome
 
-    def wait_for_url(self, timeout: float = 30) -> str:
+    def wait_for_url(self, timeout: float = 60) -> str:
         """Wait until the handoff received a URL (useful with act=False) and return the latest."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -300,7 +300,7 @@ class Browser:
     def close(self) -> None:
         self._stop.set()
         if self._watcher is not None:
-            self._watcher.join(timeout=35)
+            self._watcher.join(timeout=120)  # past complete_login's own timeouts
 
     # -- driving the provider's pages -----------------------------------------------------
 
@@ -312,7 +312,7 @@ class Browser:
         password: str = DEFAULT_PASSWORD,
         deny: bool = False,
         fresh_session: bool = True,
-        timeout: float = 30,
+        timeout: float = 60,
     ) -> LoginResult:
         """Open an authorization URL, log in and consent (or cancel), until the browser leaves
         the provider (the redirect to the loopback callback). The final URL is in the result."""
@@ -335,7 +335,7 @@ class Browser:
         password: str = DEFAULT_PASSWORD,
         deny: bool = False,
         fresh_session: bool = True,
-        timeout: float = 30,
+        timeout: float = 60,
     ) -> LoginResult:
         """Open the verification URI, enter the user code (None: verification_uri_complete has
         it), confirm, log in and consent, up to the success page. deny=True aborts at confirm."""

@@ -164,7 +164,7 @@ class ExlsProcess:
         pattern: str | re.Pattern[str],
         *,
         stream: str = "stderr",
-        timeout: float = 30,
+        timeout: float = 60,
         nth: int = 1,
     ) -> re.Match[str]:
         """The nth line of `stream` matching pattern (search); fails when exls exits first."""
@@ -191,7 +191,7 @@ class ExlsProcess:
                     )
                 self._changed.wait(min(remaining, 0.2))
 
-    def device_code(self, timeout: float = 30) -> tuple[str, str]:
+    def device_code(self, timeout: float = 60) -> tuple[str, str]:
         """(verification_uri, user_code) as exls printed them on stderr."""
         uri = self.wait_for(VISIT, timeout=timeout).group(1)
         code = self.wait_for(ENTER, timeout=timeout).group(1)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,15 @@ def make_tls_files(directory: Path) -> TlsFiles:
     return files
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def ensure_node_modules(npm: str, idp_dir: Path = IDP_DIR, timeout: float = 300) -> None:
     """`npm ci` once, when node_modules is missing or does not hold the pinned oidc-provider."""
     pinned = json.loads((idp_dir / "package.json").read_text())["dependencies"]["oidc-provider"]
@@ -66,19 +77,46 @@ def ensure_node_modules(npm: str, idp_dir: Path = IDP_DIR, timeout: float = 300)
         )
 
 
+def make_signing_key(path: Path) -> Path:
+    """The provider's RS256 signing key as a private JWK, made once per test run.
+
+    Generating a 2048-bit key takes node seconds on a loaded machine; and one key for the whole
+    run means a restarted provider still validates what the CLI cached (its JWKS)."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from jwt.algorithms import RSAAlgorithm
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(RSAAlgorithm.to_jwk(key))
+    jwk.update(kid=f"test-{uuid.uuid4()}", alg="RS256", use="sig")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(jwk))
+    path.chmod(0o600)
+    return path
+
+
+START_LIMIT = 300.0  # seconds a start may take while node keeps working (a slow machine)
+STUCK_AFTER = 30.0  # seconds without node using any CPU, not serving yet: it is stuck
+
+
 @dataclass
 class IdpServer:
-    """A running tests/idp/server.mjs. Start with `start()`, stop with `stop()`."""
+    """A running tests/idp/server.mjs. Start with `start()`, stop with `stop()`.
+
+    The listening socket is made here, once, and handed to node (--listen-fd): a restart
+    serves the same issuer on the same port, which nobody else could take in between.
+    """
 
     node: str
     tls: TlsFiles
     workdir: Path
+    signing_key: Path
     client_id: str = CLIENT_ID
     env: dict[str, str] = field(default_factory=dict)
     """Extra IDP_* environment for the server (e.g. IDP_ACCESS_TOKEN_TTL); see server.mjs."""
     issuer: str = ""
     port: int = 0
     _proc: subprocess.Popen[bytes] | None = None
+    _socket: socket.socket | None = None
 
     @property
     def ca_path(self) -> Path:
@@ -89,21 +127,27 @@ class IdpServer:
         return self._proc is not None and self._proc.poll() is None
 
     @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def log_path(self) -> Path:
         return self.workdir / "idp.log"
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def start(self, timeout: float = 30) -> None:
-        """Start the provider (on the previous port after a restart) and wait until it serves."""
+    def start(self) -> None:
+        """Start the provider and wait until it answers discovery over HTTPS."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        ready_path = self.workdir / "idp.stdout"
-        ready_path.write_bytes(b"")
+        if self._socket is None:
+            self._socket = socket.create_server(("127.0.0.1", 0), backlog=128)
+            self.port = self._socket.getsockname()[1]
+            self.issuer = f"https://127.0.0.1:{self.port}"
+        stdout_path = self.workdir / "idp.stdout"
         env = {**os.environ, **self.env}
-        env.pop(
-            "NODE_OPTIONS", None
-        )  # a debugger/inspector flag from the caller would break startup
-        with ready_path.open("wb") as out, self.log_path.open("ab") as log:
+        env.pop("NODE_OPTIONS", None)  # a debugger/inspector flag from the caller breaks startup
+        fd = self._socket.fileno()
+        with stdout_path.open("wb") as out, self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
                 [
                     self.node,
@@ -112,8 +156,10 @@ class IdpServer:
                     str(self.tls.cert_path),
                     "--key",
                     str(self.tls.key_path),
-                    "--port",
-                    str(self.port),
+                    "--signing-key",
+                    str(self.signing_key),
+                    "--listen-fd",
+                    str(fd),
                     "--host",
                     "127.0.0.1",
                 ],
@@ -122,37 +168,79 @@ class IdpServer:
                 stdout=out,  # a file, not a pipe: nothing has to drain it
                 stderr=log,
                 env=env,
+                pass_fds=(fd,),
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = ready_path.read_text().split("\n", 1)[0]
-            if line.endswith("}"):
-                info = json.loads(line)
-                self.issuer, self.port = info["issuer"], int(info["port"])
-                break
-            if self._proc.poll() is not None:
-                raise IdpError(f"the test IdP exited with {self._proc.returncode}:\n{self.log()}")
-            time.sleep(0.05)
-        else:
+        try:
+            self._wait_until_serving(self._proc)
+        except IdpError:
             self.stop()
-            raise IdpError(
-                f"the test IdP did not report readiness within {timeout} s:\n{self.log()}"
-            )
-        self.discovery()  # proves TLS + routing before any test runs
+            raise
+
+    def _wait_until_serving(self, proc: subprocess.Popen[bytes]) -> None:
+        """Probe discovery until it answers. A node that keeps using CPU is slow and is given
+        START_LIMIT; one that used none for STUCK_AFTER seconds is stuck: fail with its state."""
+        started = time.monotonic()
+        progress_at, cpu = started, _cpu_seconds(proc.pid)
+        while True:
+            if proc.poll() is not None:
+                raise IdpError(f"the test IdP exited with {proc.returncode}:\n{self._state(proc)}")
+            try:
+                if self.discovery(timeout=5)["issuer"] == self.issuer:
+                    return
+            except (requests.RequestException, ValueError, KeyError):
+                pass  # not serving yet
+            now, used = time.monotonic(), _cpu_seconds(proc.pid)
+            if used > cpu:
+                progress_at, cpu = now, used
+            if now - progress_at > STUCK_AFTER:
+                raise IdpError(
+                    f"the test IdP is stuck: not serving after {now - started:.0f} s, and it used "
+                    f"no CPU in the last {STUCK_AFTER:.0f} s:\n{self._state(proc)}"
+                )
+            if now - started > START_LIMIT:
+                raise IdpError(
+                    f"the test IdP is too slow: still starting after {START_LIMIT:.0f} s "
+                    f"({cpu:.1f} s of CPU used):\n{self._state(proc)}"
+                )
+            time.sleep(0.1)
+
+    def _state(self, proc: subprocess.Popen[bytes]) -> str:
+        """What node was doing: its process state, stdout and stderr (the log)."""
+        try:
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            state = next(line for line in status.splitlines() if line.startswith("State:"))
+            wchan = Path(f"/proc/{proc.pid}/wchan").read_text()
+            where = f"{state}, waiting in {wchan or '-'}, CPU {_cpu_seconds(proc.pid):.1f} s"
+        except (OSError, StopIteration):
+            where = f"exit code {proc.poll()}"
+        stdout = (self.workdir / "idp.stdout").read_text(errors="replace")
+        return f"node {proc.pid}: {where}\n--- stdout\n{stdout}\n--- stderr\n{self.log()}"
 
     def stop(self) -> None:
+        """Stop node (the listening socket stays, for a restart); see close()."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        proc.wait()
+
+    def close(self) -> None:
+        """Stop node and release the port."""
+        self.stop()
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
     def restart(self, **idp_env: str | int) -> None:
-        """Restart on the same port, e.g. `restart(IDP_ACCESS_TOKEN_TTL=5)`; all tokens are lost."""
+        """Restart on the same socket, e.g. `restart(IDP_ACCESS_TOKEN_TTL=5)`; tokens are lost.
+
+        Only on a provider of your own (the `private_idp` fixture): the shared one keeps its
+        start-up settings for every test (use configure() there)."""
         self.stop()
         self.env.update({key: str(value) for key, value in idp_env.items()})
         self.start()
@@ -172,9 +260,9 @@ class IdpServer:
         http.trust_env = False
         return http
 
-    def discovery(self) -> dict[str, Any]:
+    def discovery(self, timeout: float = 30) -> dict[str, Any]:
         with self.session() as http:
-            response = http.get(self.url("/.well-known/openid-configuration"), timeout=10)
+            response = http.get(self.url("/.well-known/openid-configuration"), timeout=timeout)
         response.raise_for_status()
         doc: dict[str, Any] = response.json()
         return doc
@@ -198,7 +286,7 @@ class IdpServer:
 
     def _admin(self, method: str, action: str, body: dict[str, Any] | None = None) -> Any:
         with self.session() as http:
-            response = http.request(method, self.url(f"/__test__/{action}"), json=body, timeout=10)
+            response = http.request(method, self.url(f"/__test__/{action}"), json=body, timeout=30)
         response.raise_for_status()
         return response.json()
 

@@ -64,7 +64,7 @@ class SecretService:
     def home(self) -> Path:
         return self.root / "home"
 
-    def start(self, timeout: float = 15) -> None:
+    def start(self, timeout: float = 60) -> None:
         runtime = self.root / "run"
         for directory in (
             self.home / ".local/share",
