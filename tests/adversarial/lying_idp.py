@@ -503,6 +503,7 @@ class _Handler(QuietHandler):
         tenant = self.server.idp.tenants.get(name)
         document = tenant.authorization_server_metadata() if tenant is not None else None
         if tenant is not None:
+            self.tenant = tenant  # what _hang records against
             tenant.hits["oauth-authorization-server"] += 1
             if tenant.oauth_metadata_fault:
                 self._fault(tenant.oauth_metadata_fault)

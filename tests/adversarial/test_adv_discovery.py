@@ -154,6 +154,7 @@ REMOTE_ENDPOINTS = {
     "device_authorization_endpoint": "device",
     "revocation_endpoint": "revoke",
     "jwks_uri": "jwks",
+    "userinfo_endpoint": "userinfo",
 }
 CONTROLS: dict[str, tuple[dict[str, Any], str]] = {
     "rfc9207-iss-correct-and-advertised": (

@@ -210,9 +210,15 @@ def test_the_first_refreshed_id_token_must_name_the_userinfo_subject(
     refresh = outcomes[name]
     assert (refresh.result.rc, refresh.result.out) == (1, ""), refresh.result
     assert refresh.result.error == "ID token rejected: subject changed on refresh"
-    assert refresh.after == refresh.before
+    # The grant now answers for someone else: the session ends, as for a session that had an
+    # ID token (test_adv_refresh, OpenID Connect Core 12.2).
+    assert refresh.result.err.splitlines()[-1] == (
+        "The identity provider now answers for another identity, so the stored session was "
+        'removed: run "exls login".'
+    ), refresh.result
+    assert refresh.after == {}
     rc, status = refresh.status
-    assert rc == 0 and status is not None and status["subject"] == SUBJECT
+    assert rc == 1 and status is not None and status["logged_in"] is False
 
 
 @pytest.mark.attack("control")

@@ -57,8 +57,11 @@ class WatchedUI(FakeUI):
     def __init__(self) -> None:
         super().__init__()
         self.changed = threading.Condition()
+        self.on_message: list[Callable[[str], None]] = []  # run in the flow's thread
 
     def message(self, text: str) -> None:
+        for react in self.on_message:
+            react(text)
         with self.changed:
             super().message(text)
             self.changed.notify_all()
@@ -112,17 +115,15 @@ def run_remote(
     opener: Callable[[str], bool] = lambda url: False,
     **kwargs: Any,
 ) -> TokenResponse:
-    def learn_challenge() -> None:
-        if endpoint is not None:
-            endpoint.challenge = authorization(ui)[1]["code_challenge"]
+    def learn_challenge(text: str) -> None:
+        # The provider learns the challenge from the printed link before the flow goes on
+        # (in the flow's own thread: a paste can never reach the token endpoint first).
+        if endpoint is not None and text.startswith(ISSUER):
+            endpoint.challenge = parse_qs(urlsplit(text).query)["code_challenge"][0]
 
-    learner = threading.Thread(target=learn_challenge, daemon=True)
-    learner.start()
-    try:
-        request = make_request(endpoint, ui=ui, launch_browser=launch_browser, **kwargs)
-        return flow.run(request, opener=opener, browser_grace=0.2, stdin=stdin)
-    finally:
-        learner.join(15)
+    ui.on_message.append(learn_challenge)
+    request = make_request(endpoint, ui=ui, launch_browser=launch_browser, **kwargs)
+    return flow.run(request, opener=opener, browser_grace=0.2, stdin=stdin)
 
 
 def test_no_browser_prints_the_link_and_a_pasted_address_signs_in(
