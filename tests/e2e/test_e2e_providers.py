@@ -172,12 +172,14 @@ def test_failing_rfc8414_metadata_is_one_warning_and_read_again_next_time(
 def test_issuers_with_paths_and_trailing_slashes(
     issuer_path: str,
     route_slash: str,
-    idp: IdpServer,
+    private_idp: IdpServer,
     exls: ExlsCli,
     browser: Browser,
     secret_service: SecretService,
 ) -> None:
+    idp = private_idp  # restarted with other settings: its own provider, not the shared one
     idp.restart(IDP_ISSUER_PATH=issuer_path, IDP_ROUTE_SLASH=route_slash)
+    exls.base_env.update(idp.exls_env())  # exls talks to this provider
     assert idp.issuer.endswith(issuer_path)
     idp.configure(skip_consent=True, device_interval=1, access_token_ttl=30)
     env = {"EXLS_AUTH_ISSUER": idp.issuer}
@@ -201,9 +203,11 @@ def test_issuers_with_paths_and_trailing_slashes(
 
 
 def test_a_configured_issuer_missing_the_trailing_slash_says_what_to_set(
-    idp: IdpServer, exls: ExlsCli
+    private_idp: IdpServer, exls: ExlsCli
 ) -> None:
+    idp = private_idp  # restarted with other settings: its own provider, not the shared one
     idp.restart(IDP_ISSUER_PATH="/")
+    exls.base_env.update(idp.exls_env())  # exls talks to this provider
     configured = idp.issuer.rstrip("/")
     result = exls.run(
         "login",
@@ -223,9 +227,15 @@ def test_a_configured_issuer_missing_the_trailing_slash_says_what_to_set(
 
 @pytest.mark.parametrize("flow", ["device_code", "pkce"])
 def test_invalid_scope_names_the_scopes_and_the_setting(
-    flow: str, idp: IdpServer, exls: ExlsCli, browser: Browser, secret_service: SecretService
+    flow: str,
+    private_idp: IdpServer,
+    exls: ExlsCli,
+    browser: Browser,
+    secret_service: SecretService,
 ) -> None:
+    idp = private_idp  # restarted with other settings: its own provider, not the shared one
     idp.restart(IDP_CLIENT_SCOPE="openid profile email")  # offline_access is not allowed
+    exls.base_env.update(idp.exls_env())  # exls talks to this provider
     idp.configure(skip_consent=True)
     if flow == "pkce":
         login = login_pkce(exls, browser, EMAIL)
@@ -280,9 +290,11 @@ def test_without_refresh_tokens_the_session_lasts_until_expiry_then_says_log_in(
 
 
 def test_without_a_device_endpoint_device_code_fails_in_one_line_and_auto_does_not_fall_back(
-    idp: IdpServer, exls: ExlsCli, browser: Browser
+    private_idp: IdpServer, exls: ExlsCli, browser: Browser
 ) -> None:
+    idp = private_idp  # restarted with other settings: its own provider, not the shared one
     idp.restart(IDP_DEVICE_FLOW="0")
+    exls.base_env.update(idp.exls_env())  # exls talks to this provider
     assert "device_authorization_endpoint" not in idp.discovery()
     explicit = exls.run("login", "--auth-flow", "device_code", "--email", EMAIL)
     assert _one_error(explicit) == f"Error: {NO_DEVICE}"
@@ -291,10 +303,13 @@ def test_without_a_device_endpoint_device_code_fails_in_one_line_and_auto_does_n
 
     env = {**DESKTOP, **browser.handoff_env(act=False), "EXLS_AUTH_PKCE_TIMEOUT": "3"}
     auto = exls.run("login", "--email", EMAIL, env=env)
-    assert _one_error(auto) == (
+    assert auto.returncode == 1 and auto.stdout == "", auto.describe()
+    assert _errors(auto) == [
         "Error: Browser authentication timed out; no other login flow can run here "
         f"(device_code: {NO_DEVICE.rstrip('.')})."
-    )
+    ], auto.describe()
+    last = auto.stderr.rstrip("\n").splitlines()[-1]  # after the error: what to try
+    assert last.startswith("Nothing came back from the browser within 0:03"), auto.describe()
     assert "Falling back" not in auto.stderr
     assert len(browser.received_urls) == 1
     assert idp.events("device_authorization") == [] and idp.events("token") == []

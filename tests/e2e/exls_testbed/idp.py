@@ -142,7 +142,8 @@ class IdpServer:
         if self._socket is None:
             self._socket = socket.create_server(("127.0.0.1", 0), backlog=128)
             self.port = self._socket.getsockname()[1]
-            self.issuer = f"https://127.0.0.1:{self.port}"
+        # server.mjs serves the provider under IDP_ISSUER_PATH (e.g. /realms/acme) when set
+        self.issuer = f"https://127.0.0.1:{self.port}{self.env.get('IDP_ISSUER_PATH', '')}"
         stdout_path = self.workdir / "idp.stdout"
         env = {**os.environ, **self.env}
         env.pop("NODE_OPTIONS", None)  # a debugger/inspector flag from the caller breaks startup
