@@ -19,7 +19,7 @@ from exls_core.plugin import (
     hookimpl,
 )
 from exls_core.registry import load_registry
-from exls_core.resolver import choose, fit_provider, rank, run_flows
+from exls_core.resolver import choose, fit_provider, rank, run_flows, servable_flows
 
 ENV = FlowEnvironment(
     environ={}, platform="linux", stdin_is_terminal=False, stderr_is_terminal=False
@@ -491,3 +491,19 @@ def test_end_of_input_and_ctrl_c_pass_through_a_flow(error: BaseException) -> No
     reg = registry(reader=FakeFlow(90, outcome=error))
     with pytest.raises(type(error)):
         run_flows(choose(reg, "auto", ENV).flows, request_for, lambda _: None, may_fall_back=True)
+
+
+def test_servable_flows_are_the_installed_ones_the_provider_can_serve() -> None:
+    class CrashingSupport(FakeFlow):
+        @hookimpl
+        def exls_flow_supported(self, metadata: Any) -> None:
+            raise RuntimeError("bug")
+
+    reg = registry(
+        pkce=FakeFlow(90),
+        device_code=FakeFlow(None, needs="device_authorization_endpoint"),  # unavailable here
+        crashing=CrashingSupport(5),
+    )
+    # Availability here does not matter (--auth-flow runs a flow anyway); the provider does.
+    assert servable_flows(reg, {"device_authorization_endpoint": "x"}) == ("pkce", "device_code")
+    assert servable_flows(reg, {}) == ("pkce",)

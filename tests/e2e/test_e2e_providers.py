@@ -310,6 +310,7 @@ def test_without_a_device_endpoint_device_code_fails_in_one_line_and_auto_does_n
     ], auto.describe()
     last = auto.stderr.rstrip("\n").splitlines()[-1]  # after the error: what to try
     assert last.startswith("Nothing came back from the browser within 0:03"), auto.describe()
+    assert "device_code" not in last, auto.describe()  # this provider has no device login
     assert "Falling back" not in auto.stderr
     assert len(browser.received_urls) == 1
     assert idp.events("device_authorization") == [] and idp.events("token") == []

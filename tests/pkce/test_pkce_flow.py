@@ -129,17 +129,24 @@ def test_all_ports_busy_is_a_clear_error() -> None:
     assert browser.urls == []  # the browser never opened
 
 
-def test_timeout_falls_back(endpoint: TokenEndpoint) -> None:
+@pytest.mark.parametrize(
+    ("other_flows", "device_hint"),
+    [(("device_code",), ", or --auth-flow device_code to skip the browser"), ((), "")],
+)
+def test_timeout_falls_back(
+    endpoint: TokenEndpoint, other_flows: tuple[str, ...], device_hint: str
+) -> None:
     ui = FakeUI()
     browser = FakeBrowser(respond=lambda params: None)  # nobody comes back
     readings = iter(1000.0 + 0.5 * step for step in range(100))  # each look: half a second on
+    request = make_request(endpoint, ui=ui, flow_timeout=1.2, other_flows=other_flows)
     with pytest.raises(FlowFallback) as info:
-        run(make_request(endpoint, ui=ui, flow_timeout=1.2), browser, endpoint, readings)
+        run(request, browser, endpoint, readings)
     assert info.value.message == "Browser authentication timed out."
-    assert info.value.hint == (  # what happened, and what to try
+    assert info.value.hint == (  # what happened, and what to try: only a flow that is here
         "Nothing came back from the browser within 0:02: did it open on another machine or "
-        "display? Next time use exls login --no-browser to paste the address it ends on, or "
-        "--auth-flow device_code to skip the browser."
+        f"display? Next time use exls login --no-browser to paste the address it ends on"
+        f"{device_hint}."
     )
     assert next(readings) == 1002.5  # gave up at the first check past the 1.2 s deadline
     assert ui.updates == [  # the last update, just before the check that gave up

@@ -317,15 +317,20 @@ def test_end_of_input_stops_the_prompt_but_not_the_wait(
         assert run_remote(endpoint, stdin, ui).access_token == "AT-secret-123"
 
 
-def test_the_timeout_still_applies_and_says_what_to_try(pipe: tuple[IO[str], IO[str]]) -> None:
+@pytest.mark.parametrize("device_installed", [True, False])
+def test_the_timeout_still_applies_and_says_what_to_try(
+    pipe: tuple[IO[str], IO[str]], device_installed: bool
+) -> None:
     stdin, _user = pipe
     ui = WatchedUI()
+    others = ("device_code",) if device_installed else ()
     with pytest.raises(FlowFallback) as info:
-        run_remote(None, stdin, ui, flow_timeout=0.5)
+        run_remote(None, stdin, ui, flow_timeout=0.5, other_flows=others)
     assert info.value.message == "Browser authentication timed out."
-    assert info.value.hint is not None
-    assert "and no address was pasted in time" in info.value.hint
-    assert "--auth-flow device_code" in info.value.hint
+    hint = info.value.hint or ""
+    assert "and no address was pasted in time. Try again (EXLS_AUTH_PKCE_TIMEOUT" in hint
+    # only a flow that is installed, and that the provider has, is suggested
+    assert hint.endswith(", or use --auth-flow device_code." if device_installed else "time).")
 
 
 def test_explicit_pkce_whose_browser_cannot_open_prints_the_link(

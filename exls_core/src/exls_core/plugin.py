@@ -254,6 +254,9 @@ class FlowRequest:
     launch_browser: bool = True
     """False after ``exls login --no-browser``: never start a browser on this machine; show
     the URL (the user may open it on another machine) and accept what the user brings back."""
+    other_flows: tuple[str, ...] = ()
+    """Ids of the other flows installed here that this identity provider can serve. A hint
+    may suggest ``--auth-flow <id>`` for these, and only these."""
     can_fall_back: bool = False
     """True when raising FlowFallback makes exls try another flow (``auto`` with one left).
     When False, FlowFallback ends the login as an error: offer your own way on first

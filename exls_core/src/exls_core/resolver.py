@@ -148,6 +148,18 @@ def fit_provider(
     return usable, unsupported
 
 
+def servable_flows(registry: Registry, metadata: Mapping[str, Any]) -> tuple[str, ...]:
+    """Ids of the installed flows this identity provider can serve: the ones a hint may name."""
+    servable = []
+    for flow in registry.flows.values():
+        try:
+            if flow.unsupported(metadata) is None:
+                servable.append(flow.id)
+        except PluginError:
+            pass  # not worth suggesting; choosing it says why
+    return tuple(servable)
+
+
 def run_flows(
     flows: list[Flow],
     make_request: Callable[[Flow], FlowRequest],

@@ -29,7 +29,7 @@ from exls_flows_pkce import pages
 from exls_flows_pkce.browser import Launch, Opener, open_url
 from exls_flows_pkce.exchange import exchange_code
 from exls_flows_pkce.listener import CONNECTION_TIMEOUT, CallbackListener, PortsBusy
-from exls_flows_pkce.paste import countdown, wait_elsewhere, wait_for_redirect
+from exls_flows_pkce.paste import DEVICE_FLOW, countdown, wait_elsewhere, wait_for_redirect
 from exls_flows_pkce.pkce import authorization_url, challenge, new_state, new_verifier
 
 DEFAULT_TIMEOUT = 120.0
@@ -150,7 +150,7 @@ def _wait_for_code(
                 doing="Waiting for you to sign in in your browser",
                 deadline=deadline,
                 clock=clock,
-                timed_out=_nothing_came_back(timeout),
+                timed_out=_nothing_came_back(request, timeout),
                 # a launcher that waited for its browser, then failed
                 gave_up=lambda: launch.failed,
             )
@@ -165,11 +165,16 @@ def _wait_for_code(
     return callback.code
 
 
-def _nothing_came_back(timeout: float) -> FlowFallback:
+def _nothing_came_back(request: FlowRequest, timeout: float) -> FlowFallback:
     """The browser opened (as far as exls can tell) but the redirect never came."""
+    device = (
+        ", or --auth-flow device_code to skip the browser"
+        if DEVICE_FLOW in request.other_flows
+        else ""
+    )
     return FlowFallback(
         "Browser authentication timed out.",
         hint=f"Nothing came back from the browser within {countdown(timeout)}: did it open on "
-        "another machine or display? Next time use exls login --no-browser to paste the "
-        "address it ends on, or --auth-flow device_code to skip the browser.",
+        f"another machine or display? Next time use exls login --no-browser to paste the "
+        f"address it ends on{device}.",
     )

@@ -24,6 +24,7 @@ from exls_flows_pkce.listener import MAX_HEAD, Callback, CallbackListener
 PROMPT = "Paste the address here and press Enter:"
 POLL = 0.1  # seconds between looks at the listener while stdin is watched
 STATUS_EVERY = 1.0
+DEVICE_FLOW = "device_code"  # suggested in hints when it is installed and the provider has it
 
 
 class Lines:
@@ -115,7 +116,7 @@ def wait_elsewhere(
             return callback
         remaining = deadline - clock()
         if remaining <= 0:
-            raise _timed_out(listener, pasting=True)
+            raise _timed_out(request, listener, pasting=True)
         if lines.closed:
             ui.message("Nothing more can be pasted (end of input); waiting for the redirect.")
             return _redirect_only(request, listener, deadline, clock)
@@ -150,7 +151,7 @@ def wait_for_redirect(
 def _redirect_only(
     request: FlowRequest, listener: CallbackListener, deadline: float, clock: Callable[[], float]
 ) -> Callback:
-    timed_out = _timed_out(listener, pasting=False)
+    timed_out = _timed_out(request, listener, pasting=False)
     doing = "Waiting for the browser's redirect"
     callback = wait_for_redirect(
         request, listener, doing=doing, deadline=deadline, clock=clock, timed_out=timed_out
@@ -159,12 +160,13 @@ def _redirect_only(
     return callback
 
 
-def _timed_out(listener: CallbackListener, *, pasting: bool) -> FlowFallback:
+def _timed_out(request: FlowRequest, listener: CallbackListener, *, pasting: bool) -> FlowFallback:
     pasted = " and no address was pasted" if pasting else ""
+    device = ", or use --auth-flow device_code" if DEVICE_FLOW in request.other_flows else ""
     return FlowFallback(
         "Browser authentication timed out.",
         hint=f"No redirect reached 127.0.0.1:{listener.port}{pasted} in time. Try again "
-        "(EXLS_AUTH_PKCE_TIMEOUT gives more time), or use --auth-flow device_code.",
+        f"(EXLS_AUTH_PKCE_TIMEOUT gives more time){device}.",
     )
 
 

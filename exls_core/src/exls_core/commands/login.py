@@ -104,7 +104,14 @@ def _login(
     from exls_core.http import new_session
     from exls_core.plugin import FlowRequest, FlowSettings, TokenResponse
     from exls_core.registry import Flow, load_registry
-    from exls_core.resolver import AUTO, choose, current_environment, fit_provider, run_flows
+    from exls_core.resolver import (
+        AUTO,
+        choose,
+        current_environment,
+        fit_provider,
+        run_flows,
+        servable_flows,
+    )
     from exls_core.routing import resolve_route
     from exls_core.session import complete_login, open_store
     from exls_core.session.login import validate_response
@@ -119,6 +126,7 @@ def _login(
     store.check_usable()  # no point signing in when the tokens cannot be kept
     metadata = fetch_metadata(settings, warn=ui.warning)
     flows, unsupported = fit_provider(choice.flows, metadata, explicit=requested != AUTO)
+    servable = servable_flows(registry, metadata)
     warm_up = _import_in_background()
 
     flow_settings = {name: getattr(settings, name) for name in FLOW_SETTINGS}
@@ -152,6 +160,7 @@ def _login(
             extra_params=route.params,
             http_timeout=settings.http_timeout,
             launch_browser=launch_browser,
+            other_flows=tuple(other for other in servable if other != flow.id),
             check_tokens=check_tokens,
         )
 
