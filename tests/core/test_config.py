@@ -120,3 +120,33 @@ def test_config_file_location_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_p
     (tmp_path / "exalsius").mkdir()
     (tmp_path / "exalsius" / "config.toml").write_text("[auth]\nclient_id = 'xdg'\n")
     assert load_settings({}).client_id == "xdg"
+
+
+def test_flow_tables_keep_plain_values_as_their_toml_text(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[flows.acme]\nreader = "Yubikey 5"\nwait = 30\nratio = 1.5\nbeep = false\n'
+        "[flows.device_code]\nqr = true\n",
+    )
+    settings = load_settings({}, path)
+    assert settings.flow_tables == {
+        "acme": {"reader": "Yubikey 5", "wait": "30", "ratio": "1.5", "beep": "false"},
+        "device_code": {"qr": "true"},
+    }
+    assert settings.source == str(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[flows.pkce]\ntimeout = 30\n", r"\[flows.pkce\] timeout: set \[auth\] pkce_timeout"),
+        ("[flows.acme]\nhttp_timeout = 3\n", r"\[flows.acme\] http_timeout: set \[auth\] http_"),
+        ("[flows.acme]\nports = [1, 2]\n", r"\[flows.acme\] ports: expected a string, number"),
+        ("[flows]\nacme = 3\n", r"\[flows.acme\]: expected a table of settings"),
+        ("[other]\nx = 1\n", r"expected only \[auth\] and \[flows.<flow id>\] tables"),
+    ],
+)
+def test_flow_tables_refuse_what_is_not_theirs(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_settings({}, write(tmp_path, text))
+    assert "\n" not in caught.value.message

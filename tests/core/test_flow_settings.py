@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from cli_kit import exls
 
@@ -62,3 +64,77 @@ def test_pkce_settings_still_stop_exls_before_anything_is_asked(
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"Error: {variable}: expected {expected}")
     assert "email" not in result.stderr.lower()
+
+
+def test_a_flow_table_in_the_config_file_comes_after_the_environment() -> None:
+    table = ("/etc/exls.toml", {"reader_wait": "7", "label": "Acme card"})
+    settings = FlowSettings("acme", file=table)
+    assert settings.get("reader_wait", parse=seconds) == 7.0
+    assert settings.get("label") == "Acme card"
+    shadowed = FlowSettings("acme", environ={"EXLS_AUTH_READER_WAIT": "12"}, file=table)
+    assert shadowed.get("reader_wait", parse=seconds) == 12.0  # environment beats file
+
+
+def test_a_bad_value_in_the_flow_table_names_the_file_and_key() -> None:
+    settings = FlowSettings("acme", environ={}, file=("/etc/exls.toml", {"reader_wait": "soon"}))
+    with pytest.raises(ConfigError) as caught:
+        settings.get("reader_wait", parse=seconds)
+    assert str(caught.value) == (
+        "/etc/exls.toml: [flows.acme] reader_wait: expected a number of seconds, got 'soon'."
+    )
+    assert caught.value.exit_code == EXIT_USAGE
+
+
+@pytest.mark.parametrize(
+    ("environ", "file", "expected"),
+    [
+        ({}, {}, True),
+        ({"EXLS_AUTH_DEVICE_CODE_QR": "0"}, {}, False),  # text "0" is no, not a true string
+        ({"EXLS_AUTH_QR": "off"}, {"qr": "true"}, False),
+        ({}, {"qr": "false"}, False),
+        ({}, {"qr": "yes"}, True),
+    ],
+)
+def test_switches_read_yes_and_no_words(
+    environ: dict[str, str], file: dict[str, str], expected: bool
+) -> None:
+    settings = FlowSettings("device_code", environ=environ, file=("config.toml", file))
+    assert settings.switch("qr", True) is expected
+
+
+def test_a_switch_that_is_no_yes_or_no_says_what_it_takes() -> None:
+    settings = FlowSettings("device_code", environ={"EXLS_AUTH_QR": "maybe"})
+    with pytest.raises(ConfigError, match=r"^EXLS_AUTH_QR: expected 1 or 0 \(true or false\)"):
+        settings.switch("qr", True)
+
+
+def test_a_flow_table_for_no_installed_flow_is_named_in_a_warning(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[flows.smartcrad]\nreader = "Yubikey"\n[flows.device_code]\nqr = false\n')
+    result = exls(
+        "login",
+        "--auth-flow",
+        "device_code",
+        "--email",
+        "a@b.co",
+        EXLS_CONFIG_FILE=str(config),
+        EXLS_AUTH_ISSUER="http://127.0.0.1:9/",  # nothing listens: the login ends there
+        EXLS_SESSION_STORE="kernel",
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines()[-1].startswith("Error: Cannot reach the identity provider")
+    warnings = [line for line in result.stderr.splitlines() if "[flows." in line]
+    assert warnings == [
+        f"Warning: {config}: [flows.smartcrad] names no installed flow "
+        "(installed: device_code, pkce); it is ignored."
+    ]
+
+
+def test_a_core_setting_in_a_flow_table_stops_exls_in_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[flows.pkce]\ntimeout = 30\n")
+    result = exls("login", "--auth-flow", "device_code", EXLS_CONFIG_FILE=str(config))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"Error: {config}: [flows.pkce] timeout: set [auth] pkce_timeout instead."
+    ]

@@ -7,12 +7,14 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
 from device_fakes import FakeClock, FakeUI, decode, parse_half_blocks, qr_lines
 
+from exls_core.errors import ConfigError
 from exls_core.http import new_session
 from exls_core.plugin import (
     PRIORITY_DEVICE_CODE,
@@ -214,6 +216,29 @@ def test_on_a_terminal_the_flow_shows_a_scannable_qr_code(
     assert decode(modules) == ["https://idp.example/device?user_code=WDJB-MJHT"]
     for secret in SECRETS:
         assert secret not in ui.everything
+
+
+def test_qr_false_in_the_config_file_leaves_the_qr_code_out(
+    provider: Provider, clock: FakeClock
+) -> None:
+    provider.token_answers = [TOKENS]
+    ui = FakeUI(terminal=True)
+    request = make_request(provider.metadata, ui, show_qr=True)
+    settings = FlowSettings("device_code", environ={}, file=("config.toml", {"qr": "false"}))
+    flow.run(replace(request, settings=settings), clock=clock, sleep=clock.sleep)
+    assert "WDJB-MJHT" in ui.everything
+    with pytest.raises(AssertionError, match="no QR code"):
+        qr_lines(ui.everything)
+
+
+def test_a_bad_qr_setting_fails_before_the_provider_is_asked(
+    provider: Provider, clock: FakeClock
+) -> None:
+    request = make_request(provider.metadata, FakeUI(terminal=True), show_qr=True)
+    settings = FlowSettings("device_code", environ={"EXLS_AUTH_DEVICE_CODE_QR": "maybe"})
+    with pytest.raises(ConfigError, match=r"^EXLS_AUTH_DEVICE_CODE_QR: expected 1 or 0"):
+        flow.run(replace(request, settings=settings), clock=clock, sleep=clock.sleep)
+    assert provider.seen == []
 
 
 def test_without_sso_or_audience_only_the_basics_are_sent(

@@ -3,6 +3,8 @@
 Every setting has an environment variable ``EXLS_AUTH_<NAME>`` (or the name in ENV_NAMES) and
 a key ``<name>`` in the ``[auth]`` table of ``config.toml``. Bad values stop exls with a
 one-line error that names the variable or the file and key, and what is expected (exit 2).
+A flow plugin's own settings sit in ``[flows.<flow id>]``; the flow checks them
+(FlowSettings in the contract), core only that they are plain values.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class Settings:
     sso_domains: Mapping[str, SSORoute] = field(default_factory=dict)
     session_store: str = "auto"  # auto, keyring or kernel (exls_core.session.selection)
     token_cache: bool = True  # the access token cached in the kernel keyring (Linux)
+    flow_tables: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """``[flows.<id>]`` of config.toml: a flow's own settings, each value as its TOML text."""
     source: str = "defaults"  # the config file that was read, for messages
 
     @property
@@ -159,7 +163,7 @@ def _session_store(value: Any) -> str:
     return store
 
 
-def _switch(value: Any) -> bool:
+def parse_switch(value: Any) -> bool:
     if isinstance(value, bool):
         return value
     words = {"1": True, "true": True, "yes": True, "on": True}
@@ -182,7 +186,7 @@ PARSERS: dict[str, Callable[[Any], Any]] = {
     "sso_routes_url": _optional_url,
     "sso_routes_ttl": _seconds,
     "session_store": _session_store,
-    "token_cache": _switch,
+    "token_cache": parse_switch,
 }
 ENV_NAMES = {"session_store": "EXLS_SESSION_STORE", "token_cache": "EXLS_TOKEN_CACHE"}
 FILE_ONLY = {"sso_domains"}
@@ -232,11 +236,35 @@ def read_file(path: Path) -> dict[str, Any]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc}); fix or remove the file.") from None
-    auth = data.get("auth", {})
-    unknown_top = sorted(set(data) - {"auth"})
-    if unknown_top or not isinstance(auth, dict):
-        raise ConfigError(f"{path}: expected only an [auth] table, found {unknown_top or 'auth'}.")
-    return auth
+    unknown_top = sorted(set(data) - {"auth", "flows"})
+    if unknown_top or not all(isinstance(data.get(t, {}), dict) for t in ("auth", "flows")):
+        raise ConfigError(
+            f"{path}: expected only [auth] and [flows.<flow id>] tables, found "
+            f"{unknown_top or 'a value where a table belongs'}."
+        )
+    return data
+
+
+def _flow_tables(value: dict[str, Any], path: Path) -> dict[str, dict[str, str]]:
+    """``[flows.<id>]`` tables of plain values, each kept as its TOML text (``true``, ``30``)
+    so that a flow parses a value from the file as it parses one from the environment."""
+    tables: dict[str, dict[str, str]] = {}
+    for flow_id, table in value.items():
+        where = f"{path}: [flows.{flow_id}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: expected a table of settings, e.g. timeout = 30")
+        tables[flow_id] = {}
+        for name, raw in table.items():
+            core_name = next((n for n in (f"{flow_id}_{name}", name) if n in PARSERS), None)
+            if core_name:  # exls checks it itself, so it has one place: [auth]
+                raise ConfigError(f"{where} {name}: set [auth] {core_name} instead.")
+            if isinstance(raw, bool):
+                tables[flow_id][name] = "true" if raw else "false"
+            elif isinstance(raw, (str, int, float)):
+                tables[flow_id][name] = str(raw)
+            else:
+                raise ConfigError(f"{where} {name}: expected a string, number or boolean.")
+    return tables
 
 
 def load_settings(environ: Mapping[str, str] | None = None, path: Path | None = None) -> Settings:
@@ -245,12 +273,16 @@ def load_settings(environ: Mapping[str, str] | None = None, path: Path | None = 
 
     env = os.environ if environ is None else environ
     path = config_file() if path is None else path
-    from_file = read_file(path)
+    data = read_file(path)
+    from_file = data.get("auth", {})
     known = set(PARSERS) | FILE_ONLY
     for key in from_file:
         if key not in known:
             expected = ", ".join(sorted(known))
-            raise ConfigError(f"{path}: [auth] {key} is not a setting; expected one of {expected}.")
+            raise ConfigError(
+                f"{path}: [auth] {key} is not a setting; expected one of {expected} "
+                "(a flow's own settings go in [flows.<flow id>])."
+            )
 
     values: dict[str, Any] = {}
     for name, parse in PARSERS.items():
@@ -266,5 +298,7 @@ def load_settings(environ: Mapping[str, str] | None = None, path: Path | None = 
         values["sso_domains"] = _sso_domains(
             from_file["sso_domains"], f"{path}: [auth.sso_domains]"
         )
-    values["source"] = str(path) if from_file else "defaults"
+    if "flows" in data:
+        values["flow_tables"] = _flow_tables(data["flows"], path)
+    values["source"] = str(path) if data else "defaults"
     return Settings(**values)

@@ -186,8 +186,9 @@ class FlowSettings:
        beats ``[auth] <name>`` in config.toml, and core has checked them before the login
        began (a bad value is a one-line error, exit 2);
     3. for any other name, the environment variable ``EXLS_AUTH_<FLOW ID>_<NAME>``, then
-       ``EXLS_AUTH_<NAME>``, checked with ``parse`` (a ValueError saying what is expected
-       becomes the same kind of one-line error);
+       ``EXLS_AUTH_<NAME>``, then ``<name>`` in the ``[flows.<flow id>]`` table of
+       config.toml (as text: ``true``, ``30``), checked with ``parse`` (a ValueError saying
+       what is expected becomes the same kind of one-line error);
     4. ``default``.
     """
 
@@ -196,10 +197,12 @@ class FlowSettings:
         flow_id: str = "",
         values: Mapping[str, Any] | None = None,
         environ: Mapping[str, str] | None = None,
+        file: tuple[str, Mapping[str, str]] = ("config.toml", {}),
     ) -> None:
         self.flow_id = flow_id
         self._values = dict(values or {})
         self._environ = environ
+        self._file_path, self._file = file  # the config file, and its [flows.<flow id>]
 
     def _names(self, name: str) -> list[str]:
         return [f"{self.flow_id}_{name}", name] if self.flow_id else [name]
@@ -220,7 +223,16 @@ class FlowSettings:
             if (var := env_var(key)) in environ:
                 raw = environ[var]
                 return raw if parse is None else parse_value(parse, raw, var)
+        if name in self._file:
+            raw, where = self._file[name], f"{self._file_path}: [flows.{self.flow_id}] {name}"
+            return raw if parse is None else parse_value(parse, raw, where)
         return default
+
+    def switch(self, name: str, default: bool) -> bool:
+        """A yes/no setting: ``1``/``0``, ``true``/``false``, ``yes``/``no``, ``on``/``off``."""
+        from exls_core.config import parse_switch
+
+        return bool(self.get(name, default, parse=parse_switch))
 
 
 @dataclass(frozen=True)

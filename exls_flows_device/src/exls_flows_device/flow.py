@@ -16,8 +16,9 @@ def run(
     sleep: Callable[[float], None] = time.sleep,  # interruptible: Ctrl+C stops it at once
 ) -> TokenResponse:
     authorization.endpoint(request.metadata)  # fail before any network if unsupported
+    show_qr = request.settings.switch("qr", True)  # --no-qr; a bad value fails here, first
     code = authorization.request_code(request)
-    display.show_code(request.ui, code, show_qr=request.settings.get("qr", True))  # --no-qr
+    display.show_code(request.ui, code, show_qr=show_qr)
     with request.ui.status(display.waiting_text(code.expires_in)) as line:
         countdown = display.Countdown(line)
         body = poller.poll(

@@ -118,6 +118,13 @@ def _login(
 
     # Everything that can be decided locally comes before the first network request.
     registry = load_registry(warn=ui.warning)
+    for flow_id in settings.flow_tables:  # most likely a typo: say so rather than ignore it
+        if flow_id not in registry.installed_ids and flow_id not in registry.disabled:
+            installed = ", ".join(registry.installed_ids) or "none"
+            ui.warning(
+                f"{settings.source}: [flows.{flow_id}] names no installed flow "
+                f"(installed: {installed}); it is ignored."
+            )
     env = current_environment(launch_browser=launch_browser)
     choice = choose(registry, requested, env)
     route = resolve_route(email, settings, registry, organization=organization, warn=ui.warning)
@@ -154,7 +161,11 @@ def _login(
             nonce=nonce,
             ui=ui,
             http=http,
-            settings=FlowSettings(flow.id, {**flow_settings, **options}),
+            settings=FlowSettings(
+                flow.id,
+                {**flow_settings, **options},
+                file=(settings.source, settings.flow_tables.get(flow.id, {})),
+            ),
             audience=settings.audience,
             email=email,
             extra_params=route.params,
