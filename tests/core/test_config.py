@@ -126,12 +126,12 @@ def test_flow_tables_keep_plain_values_as_their_toml_text(tmp_path: Path) -> Non
     path = write(
         tmp_path,
         '[flows.acme]\nreader = "Yubikey 5"\nwait = 30\nratio = 1.5\nbeep = false\n'
-        "[flows.device_code]\nqr = true\n",
+        "[flows.device_code]\nqr = true\nhttp_timeout = 3\n",
     )
     settings = load_settings({}, path)
     assert settings.flow_tables == {
         "acme": {"reader": "Yubikey 5", "wait": "30", "ratio": "1.5", "beep": "false"},
-        "device_code": {"qr": "true"},
+        "device_code": {"qr": "true", "http_timeout": "3"},  # its own, not core's
     }
     assert settings.source == str(path)
 
@@ -140,7 +140,7 @@ def test_flow_tables_keep_plain_values_as_their_toml_text(tmp_path: Path) -> Non
     ("text", "message"),
     [
         ("[flows.pkce]\ntimeout = 30\n", r"\[flows.pkce\] timeout: set \[auth\] pkce_timeout"),
-        ("[flows.acme]\nhttp_timeout = 3\n", r"\[flows.acme\] http_timeout: set \[auth\] http_"),
+        ("[flows.acme]\ncallback_ports = 3\n", r"\[flows.acme\] callback_ports: set \[auth\] c"),
         ("[flows.acme]\nports = [1, 2]\n", r"\[flows.acme\] ports: expected a string, number"),
         ("[flows]\nacme = 3\n", r"\[flows.acme\]: expected a table of settings"),
         ("[other]\nx = 1\n", r"expected only \[auth\] and \[flows.<flow id>\] tables"),

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from cli_kit import exls
 
 from exls_core.errors import EXIT_USAGE, ConfigError
 from exls_core.plugin import FlowSettings
+from testkit.http_server import FakeServer, QuietHandler
 
 
 def seconds(value: str) -> float:
@@ -67,16 +70,17 @@ def test_pkce_settings_still_stop_exls_before_anything_is_asked(
 
 
 def test_a_flow_table_in_the_config_file_comes_after_the_environment() -> None:
-    table = ("/etc/exls.toml", {"reader_wait": "7", "label": "Acme card"})
-    settings = FlowSettings("acme", file=table)
+    table = {"reader_wait": "7", "label": "Acme card"}
+    settings = FlowSettings("acme", environ={}, file_table=table)
     assert settings.get("reader_wait", parse=seconds) == 7.0
     assert settings.get("label") == "Acme card"
-    shadowed = FlowSettings("acme", environ={"EXLS_AUTH_READER_WAIT": "12"}, file=table)
+    shadowed = FlowSettings("acme", environ={"EXLS_AUTH_READER_WAIT": "12"}, file_table=table)
     assert shadowed.get("reader_wait", parse=seconds) == 12.0  # environment beats file
 
 
 def test_a_bad_value_in_the_flow_table_names_the_file_and_key() -> None:
-    settings = FlowSettings("acme", environ={}, file=("/etc/exls.toml", {"reader_wait": "soon"}))
+    table = {"reader_wait": "soon"}
+    settings = FlowSettings("acme", environ={}, file_table=table, file_path="/etc/exls.toml")
     with pytest.raises(ConfigError) as caught:
         settings.get("reader_wait", parse=seconds)
     assert str(caught.value) == (
@@ -98,8 +102,11 @@ def test_a_bad_value_in_the_flow_table_names_the_file_and_key() -> None:
 def test_switches_read_yes_and_no_words(
     environ: dict[str, str], file: dict[str, str], expected: bool
 ) -> None:
-    settings = FlowSettings("device_code", environ=environ, file=("config.toml", file))
+    settings = FlowSettings("device_code", environ=environ, file_table=file)
     assert settings.switch("qr", True) is expected
+    # what core read for this login (--no-qr) beats both
+    pinned = FlowSettings("device_code", {"qr": False}, environ=environ, file_table=file)
+    assert pinned.switch("qr", True) is False
 
 
 def test_a_switch_that_is_no_yes_or_no_says_what_it_takes() -> None:
@@ -108,26 +115,67 @@ def test_a_switch_that_is_no_yes_or_no_says_what_it_takes() -> None:
         settings.switch("qr", True)
 
 
-def test_a_flow_table_for_no_installed_flow_is_named_in_a_warning(tmp_path: Path) -> None:
+class Discovery(QuietHandler):
+    """An identity provider that answers discovery only, and records every path asked."""
+
+    paths: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        type(self).paths.append(self.path)
+        issuer = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if self.path != "/.well-known/openid-configuration":
+            self.reply(404, b"{}")
+            return
+        document = {
+            "issuer": issuer,
+            "authorization_endpoint": f"{issuer}/authorize",
+            "token_endpoint": f"{issuer}/token",
+            "device_authorization_endpoint": f"{issuer}/device",
+            "jwks_uri": f"{issuer}/jwks",
+        }
+        self.reply(200, json.dumps(document).encode())
+
+    do_POST = do_GET
+
+
+def test_the_flow_table_reaches_the_flow_and_a_stray_one_is_named(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
-    config.write_text('[flows.smartcrad]\nreader = "Yubikey"\n[flows.device_code]\nqr = false\n')
-    result = exls(
-        "login",
-        "--auth-flow",
-        "device_code",
-        "--email",
-        "a@b.co",
-        EXLS_CONFIG_FILE=str(config),
-        EXLS_AUTH_ISSUER="http://127.0.0.1:9/",  # nothing listens: the login ends there
-        EXLS_SESSION_STORE="kernel",
+    config.write_text(
+        '[flows.smartcrad]\nreader = "Yubikey"\n'  # a typo: no such flow
+        "[flows.pkce]\nlisten = 1\n"  # a flow that is switched off: no warning
+        '[flows.device_code]\nqr = "maybe"\n'
     )
-    assert result.returncode == 1, result.stderr
-    assert result.stderr.splitlines()[-1].startswith("Error: Cannot reach the identity provider")
-    warnings = [line for line in result.stderr.splitlines() if "[flows." in line]
-    assert warnings == [
+    Discovery.paths = []
+    with FakeServer(Discovery, name="discovery") as server:
+        result = exls(
+            "login",
+            "--auth-flow",
+            "device_code",
+            "--email",
+            "a@b.co",
+            EXLS_CONFIG_FILE=str(config),
+            EXLS_AUTH_ISSUER=server.base,
+            EXLS_SESSION_STORE="kernel",
+            EXLS_DISABLED_PLUGINS="pkce",
+        )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert [line for line in lines if "smartcrad" in line] == [
         f"Warning: {config}: [flows.smartcrad] names no installed flow "
-        "(installed: device_code, pkce); it is ignored."
+        f"(installed: {', '.join(sorted({'device_code', 'pkce', *installed_flows()}))}); "
+        "it is ignored."
     ]
+    assert lines[-1] == (  # the device flow read the file, before it asked the provider
+        f"Error: {config}: [flows.device_code] qr: expected 1 or 0 (true or false), got 'maybe'."
+    )
+    assert [path for path in Discovery.paths if not path.startswith("/.well-known/")] == []
+
+
+def installed_flows() -> set[str]:
+    """Flow plugins installed beside the built-in ones (a developer's example plugin)."""
+    from importlib.metadata import entry_points
+
+    return {entry.name for entry in entry_points(group="exls.flows")}
 
 
 def test_a_core_setting_in_a_flow_table_stops_exls_in_one_line(tmp_path: Path) -> None:

@@ -224,7 +224,7 @@ def test_qr_false_in_the_config_file_leaves_the_qr_code_out(
     provider.token_answers = [TOKENS]
     ui = FakeUI(terminal=True)
     request = make_request(provider.metadata, ui, show_qr=True)
-    settings = FlowSettings("device_code", environ={}, file=("config.toml", {"qr": "false"}))
+    settings = FlowSettings("device_code", environ={}, file_table={"qr": "false"})
     flow.run(replace(request, settings=settings), clock=clock, sleep=clock.sleep)
     assert "WDJB-MJHT" in ui.everything
     with pytest.raises(AssertionError, match="no QR code"):

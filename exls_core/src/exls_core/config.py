@@ -58,7 +58,7 @@ class Settings:
     session_store: str = "auto"  # auto, keyring or kernel (exls_core.session.selection)
     token_cache: bool = True  # the access token cached in the kernel keyring (Linux)
     flow_tables: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    """``[flows.<id>]`` of config.toml: a flow's own settings, each value as its TOML text."""
+    """``[flows.<id>]`` of config.toml: a flow's own settings, each value as text."""
     source: str = "defaults"  # the config file that was read, for messages
 
     @property
@@ -223,7 +223,7 @@ def _sso_domains(value: Any, where: str) -> dict[str, SSORoute]:
 
 
 def read_file(path: Path) -> dict[str, Any]:
-    """The ``[auth]`` table of a config file; {} when there is no file."""
+    """A config file's tables (``auth``, ``flows``); {} when there is no file."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -236,18 +236,18 @@ def read_file(path: Path) -> dict[str, Any]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc}); fix or remove the file.") from None
-    unknown_top = sorted(set(data) - {"auth", "flows"})
-    if unknown_top or not all(isinstance(data.get(t, {}), dict) for t in ("auth", "flows")):
-        raise ConfigError(
-            f"{path}: expected only [auth] and [flows.<flow id>] tables, found "
-            f"{unknown_top or 'a value where a table belongs'}."
-        )
+    for name, value in data.items():
+        if name not in {"auth", "flows"} or not isinstance(value, dict):
+            raise ConfigError(
+                f"{path}: expected only [auth] and [flows.<flow id>] tables, found {name} "
+                f"({'a table' if isinstance(value, dict) else 'a value'})."
+            )
     return data
 
 
 def _flow_tables(value: dict[str, Any], path: Path) -> dict[str, dict[str, str]]:
-    """``[flows.<id>]`` tables of plain values, each kept as its TOML text (``true``, ``30``)
-    so that a flow parses a value from the file as it parses one from the environment."""
+    """``[flows.<id>]`` tables of plain values, each kept as text (``true``, ``30``) so that
+    a flow parses a value from the file as it parses one from the environment."""
     tables: dict[str, dict[str, str]] = {}
     for flow_id, table in value.items():
         where = f"{path}: [flows.{flow_id}]"
@@ -255,8 +255,8 @@ def _flow_tables(value: dict[str, Any], path: Path) -> dict[str, dict[str, str]]
             raise ConfigError(f"{where}: expected a table of settings, e.g. timeout = 30")
         tables[flow_id] = {}
         for name, raw in table.items():
-            core_name = next((n for n in (f"{flow_id}_{name}", name) if n in PARSERS), None)
-            if core_name:  # exls checks it itself, so it has one place: [auth]
+            core_name = next((n for n in (f"{flow_id}_{name}", name) if n in FLOW_SETTINGS), None)
+            if core_name:  # core hands the flow its own checked value: this one would be ignored
                 raise ConfigError(f"{where} {name}: set [auth] {core_name} instead.")
             if isinstance(raw, bool):
                 tables[flow_id][name] = "true" if raw else "false"

@@ -187,9 +187,11 @@ class FlowSettings:
        began (a bad value is a one-line error, exit 2);
     3. for any other name, the environment variable ``EXLS_AUTH_<FLOW ID>_<NAME>``, then
        ``EXLS_AUTH_<NAME>``, then ``<name>`` in the ``[flows.<flow id>]`` table of
-       config.toml (as text: ``true``, ``30``), checked with ``parse`` (a ValueError saying
+       config.toml, as text (``true``, ``30``), checked with ``parse`` (a ValueError saying
        what is expected becomes the same kind of one-line error);
     4. ``default``.
+
+    Without ``parse`` the answer is text: use :meth:`switch` for a yes/no setting.
     """
 
     def __init__(
@@ -197,12 +199,14 @@ class FlowSettings:
         flow_id: str = "",
         values: Mapping[str, Any] | None = None,
         environ: Mapping[str, str] | None = None,
-        file: tuple[str, Mapping[str, str]] = ("config.toml", {}),
+        file_table: Mapping[str, str] | None = None,
+        file_path: str = "config.toml",
     ) -> None:
         self.flow_id = flow_id
         self._values = dict(values or {})
         self._environ = environ
-        self._file_path, self._file = file  # the config file, and its [flows.<flow id>]
+        self._file = dict(file_table or {})  # [flows.<flow id>] of the config file at file_path
+        self._file_path = file_path
 
     def _names(self, name: str) -> list[str]:
         return [f"{self.flow_id}_{name}", name] if self.flow_id else [name]

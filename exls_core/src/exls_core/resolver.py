@@ -23,7 +23,7 @@ from exls_core.plugin import (
     FlowUnavailable,
     TokenResponse,
 )
-from exls_core.registry import Flow, Registry
+from exls_core.registry import Flow, Registry, strict_plugins
 
 AUTO = "auto"
 
@@ -156,7 +156,9 @@ def servable_flows(registry: Registry, metadata: Mapping[str, Any]) -> tuple[str
             if flow.unsupported(metadata) is None:
                 servable.append(flow.id)
         except PluginError:
-            pass  # not worth suggesting; choosing it says why
+            if strict_plugins():
+                raise
+            # not worth suggesting; choosing it says why
     return tuple(servable)
 
 

@@ -29,7 +29,12 @@ from exls_flows_pkce import pages
 from exls_flows_pkce.browser import Launch, Opener, open_url
 from exls_flows_pkce.exchange import exchange_code
 from exls_flows_pkce.listener import CONNECTION_TIMEOUT, CallbackListener, PortsBusy
-from exls_flows_pkce.paste import DEVICE_FLOW, countdown, wait_elsewhere, wait_for_redirect
+from exls_flows_pkce.paste import (
+    countdown,
+    suggest_device_flow,
+    wait_elsewhere,
+    wait_for_redirect,
+)
 from exls_flows_pkce.pkce import authorization_url, challenge, new_state, new_verifier
 
 DEFAULT_TIMEOUT = 120.0
@@ -167,11 +172,7 @@ def _wait_for_code(
 
 def _nothing_came_back(request: FlowRequest, timeout: float) -> FlowFallback:
     """The browser opened (as far as exls can tell) but the redirect never came."""
-    device = (
-        ", or --auth-flow device_code to skip the browser"
-        if DEVICE_FLOW in request.other_flows
-        else ""
-    )
+    device = suggest_device_flow(request, ", or --auth-flow device_code to skip the browser")
     return FlowFallback(
         "Browser authentication timed out.",
         hint=f"Nothing came back from the browser within {countdown(timeout)}: did it open on "

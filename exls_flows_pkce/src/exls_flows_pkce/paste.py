@@ -162,12 +162,17 @@ def _redirect_only(
 
 def _timed_out(request: FlowRequest, listener: CallbackListener, *, pasting: bool) -> FlowFallback:
     pasted = " and no address was pasted" if pasting else ""
-    device = ", or use --auth-flow device_code" if DEVICE_FLOW in request.other_flows else ""
+    device = suggest_device_flow(request, ", or use --auth-flow device_code")
     return FlowFallback(
         "Browser authentication timed out.",
         hint=f"No redirect reached 127.0.0.1:{listener.port}{pasted} in time. Try again "
         f"(EXLS_AUTH_PKCE_TIMEOUT gives more time){device}.",
     )
+
+
+def suggest_device_flow(request: FlowRequest, words: str) -> str:
+    """``words`` for a hint, if the device code flow is installed and the provider has it."""
+    return words if DEVICE_FLOW in request.other_flows else ""
 
 
 def _waiting(doing: str, remaining: float) -> str:

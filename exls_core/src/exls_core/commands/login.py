@@ -119,8 +119,9 @@ def _login(
     # Everything that can be decided locally comes before the first network request.
     registry = load_registry(warn=ui.warning)
     for flow_id in settings.flow_tables:  # most likely a typo: say so rather than ignore it
-        if flow_id not in registry.installed_ids and flow_id not in registry.disabled:
-            installed = ", ".join(registry.installed_ids) or "none"
+        installed_ids = sorted({*registry.installed_ids, *registry.disabled})
+        if flow_id not in installed_ids:
+            installed = ", ".join(installed_ids) or "none"
             ui.warning(
                 f"{settings.source}: [flows.{flow_id}] names no installed flow "
                 f"(installed: {installed}); it is ignored."
@@ -164,7 +165,8 @@ def _login(
             settings=FlowSettings(
                 flow.id,
                 {**flow_settings, **options},
-                file=(settings.source, settings.flow_tables.get(flow.id, {})),
+                file_table=settings.flow_tables.get(flow.id),
+                file_path=settings.source,
             ),
             audience=settings.audience,
             email=email,
