@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,13 @@ else:
     # bounds that a loaded machine breaks. Speed is measured in `nox -s bench`, not asserted.
     settings.register_profile("exls", deadline=None, suppress_health_check=[HealthCheck.too_slow])
     settings.load_profile("exls")
+
+# A suite started in the background by a shell without job control (`nohup nox ... &`) runs
+# with SIGINT ignored, and so would every exls it starts: the tests of Ctrl+C (exit 130, the
+# listener closed) need what a terminal gives. Python's own handler here means SIG_DFL in
+# each child after exec, where Python installs it again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
