@@ -118,8 +118,8 @@ def _login(
 
     # Everything that can be decided locally comes before the first network request.
     registry = load_registry(warn=ui.warning)
+    installed_ids = sorted({*registry.installed_ids, *registry.disabled})
     for flow_id in settings.flow_tables:  # most likely a typo: say so rather than ignore it
-        installed_ids = sorted({*registry.installed_ids, *registry.disabled})
         if flow_id not in installed_ids:
             installed = ", ".join(installed_ids) or "none"
             ui.warning(
