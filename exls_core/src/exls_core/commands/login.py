@@ -98,17 +98,17 @@ def _login(
     show_qr: bool,
     launch_browser: bool,
 ) -> None:
-    from exls_core.config import FLOW_SETTINGS
     from exls_core.discovery import fetch_metadata
     from exls_core.email import remember_email
     from exls_core.http import new_session
-    from exls_core.plugin import FlowRequest, FlowSettings, TokenResponse
+    from exls_core.plugin import FlowRequest, TokenResponse
     from exls_core.registry import Flow, load_registry
     from exls_core.resolver import (
         AUTO,
         choose,
         current_environment,
         fit_provider,
+        flow_settings,
         run_flows,
         servable_flows,
     )
@@ -127,7 +127,9 @@ def _login(
                 f"(installed: {installed}); it is ignored."
             )
     env = current_environment(launch_browser=launch_browser)
-    choice = choose(registry, requested, env)
+    options = {} if show_qr else {"qr": False}  # --no-qr
+    settings_for = flow_settings(settings, options, warn=ui.warning)
+    choice = choose(registry, requested, env, settings_for)
     route = resolve_route(email, settings, registry, organization=organization, warn=ui.warning)
     ui.message(route.announcement)
     store = open_store(settings)
@@ -137,8 +139,6 @@ def _login(
     servable = servable_flows(registry, metadata)
     warm_up = _import_in_background()
 
-    flow_settings = {name: getattr(settings, name) for name in FLOW_SETTINGS}
-    options = {} if show_qr else {"qr": False}  # --no-qr
     http = new_session(settings.http_timeout)
 
     def make_request(flow: Flow) -> FlowRequest:
@@ -162,12 +162,7 @@ def _login(
             nonce=nonce,
             ui=ui,
             http=http,
-            settings=FlowSettings(
-                flow.id,
-                {**flow_settings, **options},
-                file_table=settings.flow_tables.get(flow.id),
-                file_path=settings.source,
-            ),
+            settings=settings_for(flow.id),
             audience=settings.audience,
             email=email,
             extra_params=route.params,
