@@ -60,11 +60,15 @@ def _found_elsewhere(settings: Settings, store: SessionStore) -> list[tuple[str,
 
 
 def _elsewhere_note(found: list[tuple[str, str, Session]]) -> None:
+    from exls_core.config import SESSION_STORES
+
     for kind, backend, session in found:
+        choice = (
+            f" (EXLS_SESSION_STORE={kind} would use that one)" if kind in SESSION_STORES else ""
+        )
         click.echo(
-            f"  note:     {backend} also holds a session of {session.display_name}; exls uses "
-            f"the store above (EXLS_SESSION_STORE={kind} would use that one); "
-            '"exls logout" removes both.'
+            f"  note:     a session of {session.display_name} is also kept in {backend}; exls "
+            f'uses the store above{choice}; "exls logout" removes both.'
         )
 
 

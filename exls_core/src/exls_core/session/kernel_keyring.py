@@ -22,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import sys
 
 PROCESS_KEYRING = -2  # KEY_SPEC_PROCESS_KEYRING
 SESSION_KEYRING = -3  # KEY_SPEC_SESSION_KEYRING
@@ -166,6 +167,21 @@ def search(keyring: int, name: str, kind: bytes = b"user") -> int | None:
         if exc.errno in _GONE:
             return None
         raise
+
+
+def member(keyring: int, name: str) -> int | None:
+    """The ``user`` key named name linked directly in keyring (search looks deeper too)."""
+    wanted = f"user;{os.getuid()};"
+    raw = read(keyring) or b""
+    for offset in range(0, len(raw) - 3, 4):
+        key = int.from_bytes(raw[offset : offset + 4], sys.byteorder)
+        try:
+            described = describe(key)
+        except KernelKeyringError:
+            continue  # removed meanwhile, or not ours to see
+        if described.startswith(wanted) and described.split(";", 4)[4] == description(name):
+            return key
+    return None
 
 
 def read(key: int) -> bytes | None:

@@ -120,10 +120,13 @@ class KernelEntries(Keyring):
             self._keyring = kk.store_keyring()
         return self._keyring
 
+    def _find(self, name: str) -> int | None:
+        ring = self._ring()
+        return kk.search(ring, name) if ring is not None else None
+
     def get(self, name: str) -> str | None:
         with _as_keyring_failure():
-            ring = self._ring()
-            key = kk.search(ring, name) if ring is not None else None
+            key = self._find(name)
             value = kk.read(key) if key is not None else None
         # Anything but the ASCII exls writes fails the chunks' checksum, as it should.
         return value.decode("utf-8", "replace") if value is not None else None
@@ -135,10 +138,20 @@ class KernelEntries(Keyring):
 
     def delete(self, name: str) -> None:
         with _as_keyring_failure():
-            ring = self._ring()
-            key = kk.search(ring, name) if ring is not None else None
+            key = self._find(name)
             if key is not None:
                 kk.invalidate(key)
+
+
+class LegacyKernelEntries(KernelEntries):
+    """The keys an older exls kept directly in the persistent keyring, usable by any process
+    that possesses it (issue 23): found for logout and status, never written."""
+
+    def _find(self, name: str) -> int | None:
+        return kk.member(kk.persistent_keyring(), name)
+
+    def _made_ring(self) -> int:
+        raise KeyringFailure("exls no longer stores sessions there")
 
 
 class KernelSessionStore(SessionStore):
@@ -152,3 +165,23 @@ class KernelSessionStore(SessionStore):
 
     def login_note(self) -> str | None:
         return login_note()
+
+
+class LegacyKernelStore(KernelSessionStore):
+    """A session an older exls left in the kernel keyring, open to other users' processes
+    that share a keyring the persistent keyring is linked into: never read as the session,
+    only revoked and removed by logout (and mentioned by auth status)."""
+
+    kind = "kernel-legacy"
+
+    def __init__(self, cache: TokenCache | None = None) -> None:
+        super().__init__(cache=cache)
+        self.keyring = LegacyKernelEntries()
+
+    def backend_name(self) -> str:
+        return "the Linux kernel keyring, where an older exls left it open to other users"
+
+    def clear(self) -> bool:
+        existed = super().clear()
+        self.keyring.delete("token")  # that exls's token cache (it expires with the token)
+        return existed

@@ -114,9 +114,9 @@ def reachable_stores(settings: Settings) -> list[SessionStore]:
     if backend is not None and not is_unusable(backend):
         stores.append(SessionStore(Keyring(backend), cache=cache))
     if _kernel_allowed():
-        from exls_core.session.kernel_store import KernelSessionStore
+        from exls_core.session.kernel_store import KernelSessionStore, LegacyKernelStore
 
-        stores.append(KernelSessionStore(cache=cache))
+        stores += [KernelSessionStore(cache=cache), LegacyKernelStore(cache=cache)]
     return stores
 
 
