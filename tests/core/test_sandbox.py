@@ -75,10 +75,12 @@ def test_the_sandbox_store_never_touches_the_real_store_or_token_cache(
     assert trial.load() is None  # it does not see the real session
     trial.save(session("trial"))
     assert open_store(Settings()).load() == session("trial")  # another process: the same
-    # Its keys are in the session keyring, none in the persistent keyring.
+    # Its keys are behind its own gate in the session keyring, none in the persistent keyring.
     ring = kk.keyring_id(kk.SESSION_KEYRING, create=False)
-    prefix = trial.keyring._prefix  # type: ignore[attr-defined]
-    assert prefix.startswith("sandbox-") and kk.search(ring, prefix + "session") is not None
+    gate = trial.keyring._gate  # type: ignore[attr-defined]
+    assert gate.startswith("sandbox-")
+    store = kk.find_store_keyring(ring, gate)
+    assert store is not None and kk.search(store, "session") is not None
     assert {name for name in scoped_keys() if name.startswith("sandbox-")} == set()
     assert trial.clear()
 
@@ -98,7 +100,12 @@ def test_two_sandboxes_keep_their_sessions_apart(
     assert open_store(Settings()).load() is None
 
 
-def test_the_cli_runs_sandboxed(exls_sandbox: ExlsSandbox) -> None:
+def test_the_cli_runs_sandboxed(
+    exls_sandbox: ExlsSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("EXLS_SANDBOX")
+    KernelSessionStore().save(session("real"))  # a real session, which the sandbox leaves be
+    monkeypatch.setenv("EXLS_SANDBOX", str(exls_sandbox.home))
     open_store(Settings()).save(session("trial"))
     env = {"EXLS_SANDBOX": str(exls_sandbox.home)}
     status = exls("auth", "status", "--json", **env)
@@ -107,8 +114,12 @@ def test_the_cli_runs_sandboxed(exls_sandbox: ExlsSandbox) -> None:
     assert exls("auth", "token", **env).stdout.strip() == session("trial").access_token
     assert exls("logout", **env).returncode == 0
     assert exls("auth", "token", **env).returncode == 1
-    # Outside the sandbox the same keyrings hold no session.
-    assert exls("auth", "status", "--json", EXLS_SESSION_STORE="kernel").returncode != 0
+    # Outside the sandbox the real session is untouched: a sandboxed logout reaches no other
+    # store, and the sandbox's own session is nowhere else.
+    monkeypatch.delenv("EXLS_SANDBOX")
+    assert KernelSessionStore().load() == session("real")
+    real = exls("auth", "token", EXLS_SESSION_STORE="kernel")
+    assert real.stdout.strip() == session("real").access_token
 
 
 def test_a_relative_sandbox_is_a_one_line_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:

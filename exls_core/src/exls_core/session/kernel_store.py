@@ -3,12 +3,13 @@
 The layout and its guarantees are the keyring store's (:mod:`exls_core.session.store`: two
 slots of chunks and a pointer that commits them, written so that an interrupted store never
 mixes sessions); only the entries live elsewhere: ``user`` keys named ``exalsius_cli:session``,
-``exalsius_cli:session.a.0``, ... in the user's persistent keyring (``man 7
-persistent-keyring``). That is kernel memory, never disk, shared by every login of this user
-(a later SSH login finds the session), and gone after a reboot or after
-``/proc/sys/kernel/keys/persistent_keyring_expiry`` seconds without use (3 days by default;
-every exls command that reads the store renews it). Each key is readable by this user only,
-and all of them count against the user's kernel key quota (``/proc/sys/kernel/keys/maxbytes``).
+``exalsius_cli:session.a.0``, ... in exls's keyring in the user's persistent keyring (``man 7
+persistent-keyring``; see :func:`kernel_keyring.store_keyring`). That is kernel memory, never
+disk, shared by every login of this user (a later SSH login finds the session), and gone
+after a reboot or after ``/proc/sys/kernel/keys/persistent_keyring_expiry`` seconds without
+use (3 days by default; every exls command that reads the store renews it). Each key is
+usable only by a process of this uid that possesses it through its own process keyring, and
+all of them count against the user's kernel key quota (``/proc/sys/kernel/keys/maxbytes``).
 """
 
 from __future__ import annotations
@@ -99,57 +100,84 @@ def _as_keyring_failure() -> Iterator[None]:
 
 
 class KernelEntries(Keyring):
-    """Named entries as keys in the persistent keyring: what SessionStore needs of a keyring.
+    """Named entries as keys in exls's keyring behind its gate in the persistent keyring
+    (:func:`kernel_keyring.store_keyring`): what SessionStore needs of a keyring.
 
     Kernel calls return at once, so they need no thread and no time limit.
     """
 
-    def __init__(self, prefix: str = "") -> None:
+    def __init__(self) -> None:
         super().__init__(keyring_backend=self)
         self._keyring: int | None = None
-        self._prefix = prefix  # before each entry's name: a sandbox's keys are its own
 
-    def _open_ring(self) -> int:
-        return kk.persistent_keyring()
+    def _store_keyring(self, *, create: bool) -> int | None:
+        """exls's keyring (see kernel_keyring.store_keyring); made first with create."""
+        return kk.store_keyring() if create else kk.find_store_keyring()
 
-    def _ring(self) -> int:
+    def _ring(self) -> int | None:
         if self._keyring is None:
-            self._keyring = self._open_ring()
+            self._keyring = self._store_keyring(create=False)
         return self._keyring
+
+    def _made_ring(self) -> int:
+        if self._keyring is None:
+            self._keyring = self._store_keyring(create=True)
+        assert self._keyring is not None
+        return self._keyring
+
+    def _find(self, name: str) -> int | None:
+        ring = self._ring()
+        return kk.search(ring, name) if ring is not None else None
 
     def get(self, name: str) -> str | None:
         with _as_keyring_failure():
-            key = kk.search(self._ring(), self._prefix + name)
+            key = self._find(name)
             value = kk.read(key) if key is not None else None
         # Anything but the ASCII exls writes fails the chunks' checksum, as it should.
         return value.decode("utf-8", "replace") if value is not None else None
 
     def set(self, name: str, value: str) -> None:
         with _as_keyring_failure():
-            key = kk.add(self._ring(), self._prefix + name, value.encode("utf-8"))
-            kk.set_permissions(key)  # possessor and user; nothing for group or other
+            key = kk.add(self._made_ring(), name, value.encode("utf-8"))
+            kk.set_permissions(key)  # what possession needs; nothing without it
 
     def delete(self, name: str) -> None:
         with _as_keyring_failure():
-            key = kk.search(self._ring(), self._prefix + name)
+            key = self._find(name)
             if key is not None:
                 kk.invalidate(key)
 
 
+class LegacyKernelEntries(KernelEntries):
+    """The keys an older exls kept directly in the persistent keyring, usable by any process
+    that possesses it (issue 23): found for logout and status, never written."""
+
+    def _find(self, name: str) -> int | None:
+        return kk.member(kk.persistent_keyring(), name)
+
+    def _made_ring(self) -> int:
+        raise KeyringFailure("exls no longer stores sessions there")
+
+
 class SandboxEntries(KernelEntries):
-    """A sandbox's entries: keys in the session keyring (this login session's, or the
-    user-session keyring where there is none), never the persistent keyring, named after the
-    sandbox (``exalsius_cli:sandbox-<digest of its directory>:session``...) so that neither
-    the real session nor another sandbox is ever read or written."""
+    """A sandbox's entries: the kernel store's keyring behind a gate of the sandbox's own
+    (``exalsius_cli:sandbox-<digest of its directory>:keys``) in the session keyring (this
+    login session's, or the user-session keyring where there is none), never the persistent
+    keyring, so that neither the real session nor another sandbox is ever read or written.
+    The gate keeps another uid sharing the session keyring out, as it does for the real one."""
 
     def __init__(self, home: str) -> None:
         import hashlib
 
+        super().__init__()
         digest = hashlib.sha256(os.path.realpath(home).encode()).hexdigest()[:16]
-        super().__init__(prefix=f"sandbox-{digest}:")
+        self._gate = f"sandbox-{digest}:{kk.GATE}"
 
-    def _open_ring(self) -> int:
-        return kk.keyring_id(kk.SESSION_KEYRING, create=False)
+    def _store_keyring(self, *, create: bool) -> int | None:
+        session = kk.keyring_id(kk.SESSION_KEYRING, create=False)
+        if create:
+            return kk.store_keyring(session, self._gate)
+        return kk.find_store_keyring(session, self._gate)
 
 
 class KernelSessionStore(SessionStore):
@@ -163,6 +191,26 @@ class KernelSessionStore(SessionStore):
 
     def login_note(self) -> str | None:
         return login_note()
+
+
+class LegacyKernelStore(KernelSessionStore):
+    """A session an older exls left in the kernel keyring, open to other users' processes
+    that share a keyring the persistent keyring is linked into: never read as the session,
+    only revoked and removed by logout (and mentioned by auth status)."""
+
+    kind = "kernel-legacy"
+
+    def __init__(self, cache: TokenCache | None = None) -> None:
+        super().__init__(cache=cache)
+        self.keyring = LegacyKernelEntries()
+
+    def backend_name(self) -> str:
+        return "the Linux kernel keyring, where an older exls left it open to other users"
+
+    def clear(self) -> bool:
+        existed = super().clear()
+        self.keyring.delete("token")  # that exls's token cache (it expires with the token)
+        return existed
 
 
 class SandboxSessionStore(SessionStore):

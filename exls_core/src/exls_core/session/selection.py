@@ -107,3 +107,35 @@ def open_store(settings: Settings) -> SessionStore:
 
         return KernelSessionStore(cache=cache)
     return SessionStore(Keyring(backend), cache=cache)
+
+
+def reachable_stores(settings: Settings) -> list[SessionStore]:
+    """Every store exls can reach on this machine, whatever the settings choose: on Linux the
+    keyring (when it has a usable backend) and the kernel keyring (when the kernel allows it).
+
+    A session may sit in one the settings do not choose: logged in over SSH (the kernel
+    keyring), then in a desktop terminal (the Secret Service). Logout clears them all;
+    ``auth status`` mentions what it finds in another. A new backend adds itself here.
+    """
+    from exls_core.paths import sandbox_dir
+
+    if sys.platform != "linux" or sandbox_dir() is not None:  # a sandbox reaches its own only
+        return [open_store(settings)]
+    cache = for_settings(settings.token_cache)
+    stores: list[SessionStore] = []
+    try:
+        backend, _configured = bounded(_backend_and_choice)
+    except KeyringFailure:
+        backend = None  # not reachable now
+    if backend is not None and not is_unusable(backend):
+        stores.append(SessionStore(Keyring(backend), cache=cache))
+    if _kernel_allowed():
+        from exls_core.session.kernel_store import KernelSessionStore, LegacyKernelStore
+
+        stores += [KernelSessionStore(cache=cache), LegacyKernelStore(cache=cache)]
+    return stores
+
+
+def other_stores(settings: Settings, chosen: SessionStore) -> list[SessionStore]:
+    """reachable_stores but the chosen one (told apart by kind)."""
+    return [store for store in reachable_stores(settings) if store.kind != chosen.kind]
