@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import jwt
-from exls_testbed.cli import ExlsCli, login_pkce, stored_session
+from exls_testbed.cli import ExlsCli, login_device, login_pkce, stored_session
 from exls_testbed.idp import IdpServer, TlsFiles
 from exls_testbed.resource_server import API_AUDIENCE, ResourceServer
 from exls_testbed.secret_service import SecretService
@@ -59,25 +59,46 @@ print(json.dumps(out))
 """
 
 
-def python(exls: ExlsCli, *args: str) -> dict[str, Any]:
+def start_python(exls: ExlsCli, *args: str) -> subprocess.Popen[str]:
     """The caller above in a fresh interpreter, with exls's environment (as a script has)."""
-    result = subprocess.run(
+    return subprocess.Popen(
         [sys.executable, "-c", CALLER, *args],
         env=exls.env(API),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=180,
     )
-    assert result.returncode == 0, result.stderr
-    answer: dict[str, Any] = json.loads(result.stdout)
+
+
+def answer_of(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    try:
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    answer: dict[str, Any] = json.loads(out)
     return answer
 
 
+def python(exls: ExlsCli, *args: str) -> dict[str, Any]:
+    return answer_of(start_python(exls, *args))
+
+
 def log_in(
-    idp: IdpServer, exls: ExlsCli, browser: Browser, secret_service: SecretService
+    idp: IdpServer,
+    exls: ExlsCli,
+    browser: Browser,
+    secret_service: SecretService,
+    flow: str = "pkce",
 ) -> dict[str, Any]:
-    idp.configure(skip_consent=True)
-    login = login_pkce(exls, browser, EMAIL, env=API)
+    """`exls login` through the browser (pkce) or a device code approved in the browser."""
+    idp.configure(skip_consent=True, device_interval=1)
+    if flow == "pkce":
+        login = login_pkce(exls, browser, EMAIL, env=API)
+    else:
+        login = login_device(exls, browser, EMAIL, env=API)
     assert login.result.returncode == 0, login.result.describe()
     session = stored_session(secret_service.search())
     assert session is not None
@@ -114,7 +135,7 @@ def test_python_calls_the_api_with_the_token_of_exls_auth_token(
     assert refresh_grants(idp) == []
 
 
-def test_eight_threads_across_the_expiry_cause_one_refresh(
+def test_eight_threads_in_each_of_two_processes_across_the_expiry_cause_one_refresh(
     idp: IdpServer,
     exls: ExlsCli,
     browser: Browser,
@@ -132,8 +153,8 @@ def test_eight_threads_across_the_expiry_cause_one_refresh(
     # the start, so no thread may take "expires soon" as a reason to refresh once more.
     idp.configure(access_token_ttl=45)
 
-    answer = python(exls, "threads", resource_server.url + "/me", "8")
-    assert answer == {"statuses": [200] * 8}
+    callers = [start_python(exls, "threads", resource_server.url + "/me", "8") for _ in "ab"]
+    assert [answer_of(proc) for proc in callers] == [{"statuses": [200] * 8}] * 2
     grants = refresh_grants(idp)
     assert [g["status"] for g in grants] == [200], grants
     stored = stored_session(secret_service.search())
@@ -148,7 +169,7 @@ def test_a_token_the_api_refuses_is_renewed_once_for_eight_threads(
     secret_service: SecretService,
     resource_server: ResourceServer,
 ) -> None:
-    session = log_in(idp, exls, browser, secret_service)
+    session = log_in(idp, exls, browser, secret_service, flow="device_code")
     refused = session["access_token"]
     resource_server.deny(refused)  # revoked: it still looks valid for an hour
 
