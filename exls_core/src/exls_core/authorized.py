@@ -78,7 +78,7 @@ class AuthorizedSession(OAuth2Session):  # type: ignore[misc]  # requests-oauthl
     * Every request has a timeout: ``timeout`` unless the call passes one.
     * requests drops ``Authorization`` when a redirect leads to another host, scheme or
       port, so the token never reaches another origin; it is not added again there.
-    * Thread-safe: threads sharing one session renew the token once.
+    * Thread-safe token handling: threads sharing one session renew the token once.
 
     Errors are :class:`exls_core.ExlsError`: :class:`exls_core.NotLoggedIn`,
     :class:`exls_core.SessionExpired`, :class:`exls_core.StoreError`, ...; network errors
