@@ -60,8 +60,10 @@ def start_secret_service(root: Path) -> SecretService:
 
 def token_cases(
     exls: str, env: dict[str, str], home: Path
-) -> tuple[list, list, Callable[[], None]]:  # type: ignore[type-arg]
-    """Cases and budgets for `exls auth token` against the bare keyring read it cannot avoid."""
+) -> tuple[list, list, Callable[[], None], Callable[[int], dict[str, list[float]]]]:  # type: ignore[type-arg]
+    """Cases and budgets for `exls auth token` against the bare keyring read it cannot avoid,
+    and for the Python API beside it; the stop of the Secret Service; the in-process
+    measurements of the Python API (a function of the number of runs)."""
     from bench import Budget, Case, make_dummy_distributions
 
     service = start_secret_service(home / "secret-service")
@@ -105,6 +107,7 @@ def token_cases(
     )
     cases = [bare, bare300, token, token300, version, version300, flows, flows300]
     hot_cases, hot_budgets = token_cache_cases(exls, full, home)
+    api_cases, api_budgets = python_api_cases(full, store_only, token.name)
     budgets = [
         Budget("auth token <= 1.2x bare keyring read", token.name, bare.name, 1.2),
         Budget(
@@ -127,8 +130,13 @@ def token_cases(
             1.1,
         ),
         *hot_budgets,
+        *api_budgets,
     ]
-    return cases + hot_cases, budgets, service.stop
+
+    def in_process(runs: int) -> dict[str, list[float]]:
+        return python_api_in_process(full, store_only, runs)
+
+    return cases + hot_cases + api_cases, budgets, service.stop, in_process
 
 
 def token_cache_cases(exls: str, full: dict[str, str], home: Path) -> tuple[list, list]:  # type: ignore[type-arg]
@@ -164,3 +172,93 @@ def token_cache_cases(exls: str, full: dict[str, str], home: Path) -> tuple[list
     else:
         print("gh is not installed: `gh auth token` is not compared", file=sys.stderr)
     return cases, budgets
+
+
+# --- exls_core from Python (docs/python.md)
+
+FIRST_CALL = "import exls_core; exls_core.access_token()"
+CACHED = "exls auth token (kernel keyring token cache)"  # token_cache_cases' case
+WARM = "exls_core.access_token(), warm (2nd call on), in process, {}"
+ATTRIBUTE = "reading a Python attribute (holder.token), in process"
+IN_PROCESS = """
+import json, sys, timeit
+import exls_core
+
+class Holder:
+    token = "bench-access-token"
+
+holder, access_token = Holder(), exls_core.access_token
+access_token()  # the first call; what follows is warm
+number, repeat = int(sys.argv[1]), int(sys.argv[2])
+scope = {"holder": holder, "access_token": access_token}
+warm = timeit.repeat("access_token()", number=number, repeat=repeat, globals=scope)
+attribute = timeit.repeat("holder.token", number=number * 100, repeat=repeat, globals=scope)
+print(json.dumps({"warm": [t / number for t in warm],
+                  "attribute": [t / (number * 100) for t in attribute]}))
+"""
+
+
+def python_api_cases(
+    full: dict[str, str], store_only: dict[str, str], token_no_cache: str
+) -> tuple[list, list]:  # type: ignore[type-arg]
+    """access_token()'s first call in a fresh interpreter, beside `exls auth token`."""
+    from bench import Budget, Case
+
+    first = Case(
+        "python: access_token() first call (token cache)",
+        [sys.executable, "-c", FIRST_CALL],
+        full,
+    )
+    first_store = Case(
+        "python: access_token() first call (SecretService, no cache)",
+        [sys.executable, "-c", FIRST_CALL],
+        store_only,
+    )
+    budgets = [
+        Budget("access_token() first call <= 1.2x auth token (cache)", first.name, CACHED, 1.2),
+        Budget(
+            "access_token() first call <= 1.2x auth token (no cache)",
+            first_store.name,
+            token_no_cache,
+            1.2,
+        ),
+        Budget(
+            "access_token() warm / attribute read (cache)",
+            WARM.format("token cache"),
+            ATTRIBUTE,
+            None,
+        ),
+        Budget(
+            "access_token() warm / attribute read (no cache)",
+            WARM.format("SecretService, no cache"),
+            ATTRIBUTE,
+            None,
+        ),
+    ]
+    return [first, first_store], budgets
+
+
+def python_api_in_process(
+    full: dict[str, str], store_only: dict[str, str], runs: int
+) -> dict[str, list[float]]:
+    """Per-call seconds of a warm access_token() and of an attribute read, in one process
+    each (a loop of calls per sample: one call is below the clock's resolution)."""
+    import json
+
+    times: dict[str, list[float]] = {}
+    for label, env, number in (
+        ("token cache", full, 2000),
+        ("SecretService, no cache", store_only, 20),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-c", IN_PROCESS, str(number), str(runs)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
+        data = json.loads(result.stdout)
+        times[WARM.format(label)] = data["warm"]
+        times.setdefault(ATTRIBUTE, data["attribute"])
+    return times

@@ -232,3 +232,36 @@ def test_the_cache_probe_would_notice_the_store_path(file_keyring_env: dict[str,
     out, code, modules = token_probe(["auth", "token"], env)
     assert (out, code) == ("at-" + "x" * 900, 0)
     assert {"keyring", "exls_core.session.store", "exls_core.config"} <= modules
+
+
+# --- exls_core from Python: importing it is free, access_token() is `exls auth token`'s path
+
+API_PROBE = """
+import json, sys
+import exls_core
+before = sorted(sys.modules)
+token = exls_core.access_token() if sys.argv[1:] == ["call"] else None
+print(json.dumps({"token": token, "import": before, "call": sorted(sys.modules)}))
+"""
+
+
+def test_import_exls_core_is_free_and_access_token_as_light_as_auth_token(
+    file_keyring_env: dict[str, str],
+) -> None:
+    env = dict(file_keyring_env, EXLS_TOKEN_CACHE="0")  # the keyring path: more to import
+    result = subprocess.run(
+        [sys.executable, "-c", API_PROBE, "call"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    data = json.loads(result.stdout)
+    assert data["token"] == "at-" + "x" * 900
+    imported = {m for m in data["import"] if m == "exls_core" or m.startswith("exls_core.")}
+    assert imported == {"exls_core", "exls_core.lazy"}
+    assert heavy_in(set(data["import"])) == []
+    assert "click" not in data["call"]
+    assert token_heavy_in(set(data["call"]), env) == []
+    # the probe sees: the session store was read through the keyring
+    assert {"exls_core.session.store", "keyring"} <= set(data["call"])

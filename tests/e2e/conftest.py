@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # imported lazily at run time, so a missing package skips/fai
     from exls_testbed.browser import Browser, Chromium
     from exls_testbed.cli import ExlsCli, Timings
     from exls_testbed.idp import IdpServer, TlsFiles
+    from exls_testbed.resource_server import ResourceServer
     from exls_testbed.secret_service import SecretService
 
 E2E_DIR = Path(__file__).resolve().parent
@@ -115,6 +116,32 @@ def idp(idp_server: IdpServer) -> Iterator[IdpServer]:
 def private_idp(tmp_path: Path, idp_files: tuple[TlsFiles, Path]) -> Iterator[IdpServer]:
     """A provider of this test's own (same CA and signing key), which it may restart()."""
     server = _started_idp(tmp_path / "private-idp", idp_files)
+    yield server
+    server.close()
+
+
+# -- a resource server: the API the tokens are for ------------------------------------------
+
+
+@pytest.fixture
+def resource_server(idp: IdpServer) -> Iterator[ResourceServer]:
+    """An HTTPS API that accepts the provider's access tokens for its audience only after
+    checking them (signature against the provider's JWKS, audience, issuer, expiry); 401
+    invalid_token otherwise. API (exls_testbed.resource_server.ResourceServer): .url, .seen
+    (method, path, token, status, authorization), .deny(token), .check(token)."""
+    from exls_testbed.resource_server import API_AUDIENCE, ResourceServer
+
+    server = ResourceServer(idp, API_AUDIENCE).start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def other_origin(idp: IdpServer) -> Iterator[ResourceServer]:
+    """Another origin (another port) that checks nothing and records what reaches it."""
+    from exls_testbed.resource_server import API_AUDIENCE, ResourceServer
+
+    server = ResourceServer(idp, API_AUDIENCE, check_tokens=False).start()
     yield server
     server.close()
 

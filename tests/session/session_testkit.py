@@ -174,6 +174,7 @@ class FakeIdP:
     revocation: bool = True
     rotate: bool = True  # issue a new refresh token on every refresh
     refresh_delay: float = 0.0
+    expires_in: float = 3600  # of the access tokens refreshes return
     id_token_on_refresh: Callable[[FakeIdP], str | None] = lambda idp: None
     token_status: int | None = None  # force an HTTP status from the token endpoint
     revoke_status: int = 200
@@ -232,7 +233,7 @@ class FakeIdP:
             body: dict[str, Any] = {
                 "access_token": f"at-{self.refreshes}",
                 "token_type": "Bearer",
-                "expires_in": 3600,
+                "expires_in": self.expires_in,
             }
             if self.rotate:
                 self.valid.discard(token)

@@ -6,6 +6,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import NoReturn
 
 import pytest
@@ -240,6 +241,32 @@ def test_token_refreshes_an_expired_token(
     assert exls(*cli, "auth", "token") == (0, "at-1\n", "")
 
 
+def test_token_json(memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run) -> None:
+    expires_at = time.time() + 3000
+    log_in(configured, expires_at=expires_at)
+    code, out, err = exls(*cli, "auth", "token", "--json")
+    data = json.loads(out)
+    assert (code, err) == (0, "")
+    assert set(data) == {"access_token", "expires_at", "expires_in", "token_type"}
+    assert (data["access_token"], data["token_type"]) == ("SECRET-AT", "Bearer")
+    assert datetime.fromisoformat(data["expires_at"]).timestamp() == int(expires_at)
+    assert 2900 < data["expires_in"] <= 3000
+
+
+def test_token_json_refreshes_and_fails_as_the_plain_command(
+    memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run
+) -> None:
+    assert exls(*cli, "auth", "token", "--json") == (
+        1,
+        "",
+        'Error: You are not logged in. Run "exls login".\n',
+    )
+    log_in(configured, expires_at=time.time() - 10, refresh_token="rt-0")
+    code, out, _ = exls(*cli, "auth", "token", "--json")
+    assert (code, json.loads(out)["access_token"]) == (0, "at-1")
+    assert json.loads(out)["expires_in"] > 3500
+
+
 def test_token_when_not_logged_in(
     memory_keyring: MemoryKeyring, configured: FakeIdP, cli: Run, token_path: str
 ) -> None:
@@ -299,10 +326,10 @@ def test_token_cancelled(
 ) -> None:
     import exls_core.session.refresh
 
-    def interrupted(*args: object, **kwargs: object) -> str:
+    def interrupted(*args: object, **kwargs: object) -> tuple[str, float]:
         raise KeyboardInterrupt
 
-    cli[0].setattr(exls_core.session.refresh, "get_access_token", interrupted)
+    cli[0].setattr(exls_core.session.refresh, "get_token_and_expiry", interrupted)
     log_in(configured)
     assert exls(*cli, "auth", "token") == (130, "", "\nCancelled.\n")
 

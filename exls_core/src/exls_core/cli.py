@@ -48,14 +48,9 @@ def _fail(exc: ExlsError) -> NoReturn:
 def _run_token() -> NoReturn:
     """``exls auth token`` without click (see exls_core.commands.session_cmds.token)."""
     try:
-        from exls_core.session.token_cache import cached_token
+        from exls_core.api import access_token  # Linux: the token cache first
 
-        token = cached_token()  # Linux: a few syscalls, before the settings are even read
-        if token is None:
-            from exls_core.session.refresh import get_access_token
-
-            token = get_access_token()
-        _echo(token)
+        _echo(access_token())
     except (KeyboardInterrupt, EOFError):
         _echo("\nCancelled.", err=True)
         sys.exit(EXIT_CANCELLED)

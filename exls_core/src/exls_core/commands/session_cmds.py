@@ -196,11 +196,30 @@ def status(as_json: bool) -> None:
 
 
 @click.command(short_help=AUTH["token"].short_help)
-def token() -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON: the token, its expiry (ISO 8601), seconds left and the token type.",
+)
+def token(as_json: bool) -> None:
     """Print a valid access token on stdout (refreshing it if needed).
 
     For scripts: curl -H "Authorization: Bearer $(exls auth token)" ...
     """
-    from exls_core.session.refresh import get_access_token  # as exls_core.cli's fast path
+    from exls_core.api import access_token_and_expiry  # as exls_core.cli's fast path
 
-    click.echo(get_access_token())
+    access_token, expires_at = access_token_and_expiry()
+    if not as_json:
+        click.echo(access_token)
+        return
+    import json
+    import time
+
+    data = {
+        "access_token": access_token,
+        "expires_at": _iso(expires_at),
+        "expires_in": int(expires_at - time.time()),
+        "token_type": "Bearer",
+    }
+    click.echo(json.dumps(data, indent=2))

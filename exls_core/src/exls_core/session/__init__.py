@@ -12,6 +12,8 @@ login or logout (no requests, jwt or cryptography).
 
 from __future__ import annotations
 
+from exls_core.lazy import lazy_names
+
 TYPE_CHECKING = False  # as typing's (mypy reads it so); importing typing costs auth token
 
 if TYPE_CHECKING:  # what type checkers and readers see; at run time see __getattr__
@@ -64,16 +66,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _HOME, globals(), __all__)
+del lazy_names

@@ -5,7 +5,12 @@ The hot path (token still valid) reads the token cache in the kernel keyring on 
 requests, no jwt; and when the pointer entry carries the hot record (see
 :mod:`exls_core.session.store`), it reads that one entry only, then refills the cache.
 A refresh happens under the cross-process session lock, after re-reading the store, so
-concurrent processes refresh once and a rotated refresh token is never reused.
+concurrent processes refresh once and a rotated refresh token is never reused. Threads of one
+process queue on a lock of their own first (:data:`_THREADS`), so they refresh once too.
+
+An API that refuses a token that still looked valid (``401`` with ``error="invalid_token"``:
+revoked, say) calls :func:`renew_access_token` with the refused token: a real refresh at the
+provider, unless another thread or process has already replaced that token.
 
 Once the provider answers, the old refresh token may be spent (rotation; a provider with
 reuse detection revokes the whole grant when it sees it again). So the new refresh token is
@@ -27,6 +32,7 @@ error says so; the next refresh then ends the session, as the provider would any
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -43,6 +49,11 @@ if TYPE_CHECKING:
 
 KEPT = "Your session was kept; try again."
 Clock = Callable[[], float]
+
+# One refresh at a time in this process. The session lock keeps processes apart, but how a file
+# lock treats two threads of one process depends on the platform and the lock (POSIX record
+# locks belong to the process; msvcrt and flock to a file handle), so threads queue here first.
+_THREADS = threading.Lock()
 
 
 class NotLoggedIn(ExlsError):
@@ -93,17 +104,26 @@ def current_session(
     session = _load(store, settings)
     if not session.expires_within(REFRESH_MARGIN, clock()):
         return session
-    return _refresh_locked(settings, store, clock)
+    return _refresh_locked(settings, store, clock, session.access_token)
 
 
-def _refresh_locked(settings: Settings, store: SessionStore, clock: Clock) -> Session:
+def _refresh_locked(
+    settings: Settings, store: SessionStore, clock: Clock, seen: str, *, rejected: bool = False
+) -> Session:
+    """Refresh the session whose token was ``seen`` before waiting for the locks, unless
+    another thread or process replaced that token meanwhile (a short-lived replacement, one
+    within the margin already, is used too: it is the answer to this very expiry).
+    rejected: an API refused ``seen``; refresh it even when it looks valid."""
     from exls_core.session.locking import session_lock
 
-    with session_lock():
-        session = _load(store, settings)  # another process may have refreshed meanwhile
-        if not session.expires_within(REFRESH_MARGIN, clock()):
+    with _THREADS, session_lock():
+        session = _load(store, settings)
+        now = clock()
+        if session.access_token != seen and not session.expires_within(0, now):
             return session
-        return _refresh(settings, store, session, clock)
+        if not rejected and not session.expires_within(REFRESH_MARGIN, now):
+            return session
+        return _refresh(settings, store, session, clock, force=rejected)
 
 
 def get_access_token(
@@ -118,6 +138,16 @@ def get_access_token(
     A valid token costs a kernel keyring read on Linux (the token cache), else one keyring
     read when stored with its hot record (which then refills the cache).
     """
+    return get_token_and_expiry(settings, store=store, clock=clock)[0]
+
+
+def get_token_and_expiry(
+    settings: Settings | None = None,
+    *,
+    store: SessionStore | None = None,
+    clock: Clock = time.time,
+) -> tuple[str, float]:
+    """:func:`get_access_token` with the token's expiry (seconds since the epoch)."""
     if settings is None:
         from exls_core.config import load_settings
 
@@ -125,9 +155,9 @@ def get_access_token(
     # The cache first: opening the store may mean choosing a keyring backend (slow).
     cache = store.cache if store is not None else for_settings(settings.token_cache)
     if cache is not None:
-        token = cache.lookup(binding(settings.issuer, settings.client_id), clock)
-        if token is not None:
-            return token
+        cached = cache.lookup(binding(settings.issuer, settings.client_id), clock)
+        if cached is not None:
+            return cached
     store = store or open_store(settings)
     found = store.load_hot()
     if found is None:
@@ -135,21 +165,43 @@ def get_access_token(
     if isinstance(found, HotRecord):
         if not found.is_for(settings.issuer, settings.client_id):
             # The full session names the issuer and client it is for, in the error.
-            return current_session(settings, store=store, clock=clock).access_token
-        if not found.expires_within(REFRESH_MARGIN, clock()):
-            store.remember_token(found)
-            return found.access_token
+            found = current_session(settings, store=store, clock=clock)
+            return found.access_token, found.expires_at
     else:
         check_matches(found, settings)
-        if not found.expires_within(REFRESH_MARGIN, clock()):
-            store.remember_token(found)
-            return found.access_token
-    return _refresh_locked(settings, store, clock).access_token
+    if not found.expires_within(REFRESH_MARGIN, clock()):
+        store.remember_token(found)
+        return found.access_token, found.expires_at
+    session = _refresh_locked(settings, store, clock, found.access_token)
+    return session.access_token, session.expires_at
 
 
-def _refresh(settings: Settings, store: SessionStore, session: Session, clock: Clock) -> Session:
+def renew_access_token(
+    rejected: str,
+    settings: Settings | None = None,
+    *,
+    store: SessionStore | None = None,
+    clock: Clock = time.time,
+) -> tuple[str, float]:
+    """After an API refused ``rejected`` (401 invalid_token): a token from a real refresh at
+    the provider, or the one another thread or process got meanwhile, and its expiry.
+
+    SessionExpired when the session cannot be refreshed (no refresh token, or a dead one)."""
+    if settings is None:
+        from exls_core.config import load_settings
+
+        settings = load_settings()
+    store = store or open_store(settings)
+    session = _refresh_locked(settings, store, clock, rejected, rejected=True)
+    return session.access_token, session.expires_at
+
+
+def _refresh(
+    settings: Settings, store: SessionStore, session: Session, clock: Clock, force: bool = False
+) -> Session:
+    """force: the API refused the current token; a session without a refresh token is over."""
     if not session.refresh_token:  # some providers issue none: use the token while it lasts
-        if not session.expires_within(0, clock()):
+        if not force and not session.expires_within(0, clock()):
             return session
         raise SessionExpired()
     from exls_core.discovery import fetch_metadata

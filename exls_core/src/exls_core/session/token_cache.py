@@ -104,6 +104,14 @@ def _find_key() -> int | None:
 def cached_token(binding: str | None = None, clock: Callable[[], float] = time.time) -> str | None:
     """The cached access token when it is valid for over a minute and was written under the
     same inputs (and for binding, when given); None otherwise. Never raises."""
+    record = cached_record(binding, clock)
+    return record[0] if record is not None else None
+
+
+def cached_record(
+    binding: str | None = None, clock: Callable[[], float] = time.time
+) -> tuple[str, float] | None:
+    """As :func:`cached_token`, with the token's expiry (seconds since the epoch)."""
     if sys.platform != "linux" or not _allowed_by_environment():
         return None
     from exls_core.session import kernel_keyring as kk
@@ -128,7 +136,7 @@ def cached_token(binding: str | None = None, clock: Callable[[], float] = time.t
         and expires_at - clock() > REFRESH_MARGIN  # also False for nan
         and bool(fields[4])
     )
-    return fields[4] if valid else None
+    return (fields[4], expires_at) if valid else None
 
 
 class TokenCache:
@@ -137,8 +145,11 @@ class TokenCache:
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
 
-    def lookup(self, binding: str, clock: Callable[[], float] = time.time) -> str | None:
-        return cached_token(binding, clock) if self.enabled else None
+    def lookup(
+        self, binding: str, clock: Callable[[], float] = time.time
+    ) -> tuple[str, float] | None:
+        """The cached token and its expiry (see :func:`cached_record`)."""
+        return cached_record(binding, clock) if self.enabled else None
 
     def put(
         self,
