@@ -100,9 +100,7 @@ def test_two_sandboxes_keep_their_sessions_apart(
     assert open_store(Settings()).load() is None
 
 
-def test_the_cli_runs_sandboxed(
-    exls_sandbox: ExlsSandbox, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_cli_runs_sandboxed(exls_sandbox: ExlsSandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EXLS_SANDBOX")
     KernelSessionStore().save(session("real"))  # a real session, which the sandbox leaves be
     monkeypatch.setenv("EXLS_SANDBOX", str(exls_sandbox.home))
