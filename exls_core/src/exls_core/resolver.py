@@ -20,6 +20,7 @@ from exls_core.plugin import (
     FlowFailed,
     FlowFallback,
     FlowRequest,
+    FlowSettings,
     FlowUnavailable,
     TokenResponse,
 )
@@ -51,6 +52,7 @@ class Ranked:
     flow: Flow
     priority: float | None
     reason: str | None  # why it is unavailable, or why it suits this place (when it says)
+    mention: bool = True  # say why it is unavailable at login (FlowUnavailable.mention)
 
     @property
     def available(self) -> bool:
@@ -65,7 +67,7 @@ def rank(registry: Registry, env: FlowEnvironment) -> list[Ranked]:
             available = flow.priority(env)
             ranked.append(Ranked(flow, available.priority, available.reason))
         except FlowUnavailable as exc:
-            ranked.append(Ranked(flow, None, str(exc) or "not available here"))
+            ranked.append(Ranked(flow, None, str(exc) or "not available here", exc.mention))
         except PluginError as exc:
             registry.mark_broken(flow, exc.message)
     ranked.sort(key=lambda r: (r.priority is None, -(r.priority or 0.0), r.flow.id))
@@ -106,7 +108,7 @@ def choose(registry: Registry, requested: str, env: FlowEnvironment) -> Choice:
 def _why_auto(ranked: list[Ranked]) -> str:
     """``No browser here (SSH ...): using the device code flow.`` or ``Using X: reason.``"""
     best = next(r for r in ranked if r.available)
-    skipped = [r.reason for r in ranked if not r.available and r.reason]
+    skipped = [r.reason for r in ranked if not r.available and r.reason and r.mention]
     if skipped:
         return f"{'; '.join(skipped)}: using the {best.flow.title}."
     if best.reason:
@@ -189,3 +191,40 @@ def run_flows(
             said = " ".join(filter(None, (exc.message, exc.hint)))
             notify(f"{said} Falling back to {following.title}...")
     raise AssertionError("unreachable: run_flows needs at least one flow")
+
+
+def flow_request(
+    settings: Any,
+    metadata: Mapping[str, Any],
+    flow_id: str,
+    *,
+    nonce: str,
+    ui: Any,
+    http: Any,
+    options: Mapping[str, Any] | None = None,
+    **fields: Any,
+) -> FlowRequest:
+    """The request core hands a flow, for a login or a renewal: the configured issuer,
+    client, scopes and audience, and the flow's own settings (``options``: this command
+    line's, e.g. ``--no-qr``). ``fields``: the login's own (email, routing parameters...)."""
+    from exls_core.config import FLOW_SETTINGS
+
+    values = {name: getattr(settings, name) for name in FLOW_SETTINGS}
+    return FlowRequest(
+        issuer=settings.issuer,
+        metadata=metadata,
+        client_id=settings.client_id,
+        scopes=settings.scopes,
+        nonce=nonce,
+        ui=ui,
+        http=http,
+        settings=FlowSettings(
+            flow_id,
+            {**values, **(options or {})},
+            file_table=settings.flow_tables.get(flow_id),
+            file_path=settings.source,
+        ),
+        audience=settings.audience,
+        http_timeout=settings.http_timeout,
+        **fields,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -60,13 +61,10 @@ def login(
     enabled, off = split_disabled(flow_entries())
     require_installed(requested, {e.name for e in enabled}, {e.name for e in off})
 
-    from exls_core.email import ask_email
-
-    address = ask_email(email, ui)
     _login(
         settings,
         requested,
-        address,
+        email,
         organization or settings.organization,
         ui,
         show_qr=not no_qr,
@@ -91,24 +89,24 @@ def _import_in_background() -> Any:
 def _login(
     settings: Any,
     requested: str,
-    email: str,
+    email: str | None,
     organization: str | None,
     ui: Any,
     *,
     show_qr: bool,
     launch_browser: bool,
 ) -> None:
-    from exls_core.config import FLOW_SETTINGS
     from exls_core.discovery import fetch_metadata
     from exls_core.email import remember_email
     from exls_core.http import new_session
-    from exls_core.plugin import FlowRequest, FlowSettings, TokenResponse
+    from exls_core.plugin import FlowRequest, TokenResponse
     from exls_core.registry import Flow, load_registry
     from exls_core.resolver import (
         AUTO,
         choose,
         current_environment,
         fit_provider,
+        flow_request,
         run_flows,
         servable_flows,
     )
@@ -128,8 +126,17 @@ def _login(
             )
     env = current_environment(launch_browser=launch_browser)
     choice = choose(registry, requested, env)
-    route = resolve_route(email, settings, registry, organization=organization, warn=ui.warning)
-    ui.message(route.announcement)
+    person = choice.flows[0].needs_person
+    if person:
+        from exls_core.email import ask_email
+
+        email = ask_email(email, ui)
+        route = resolve_route(email, settings, registry, organization=organization, warn=ui.warning)
+        ui.message(route.announcement)
+        params = route.params
+    else:  # a workload: nobody to ask, nothing to route, and no interactive flow after it
+        choice = replace(choice, flows=[f for f in choice.flows if not f.needs_person])
+        email, params = None, {}
     store = open_store(settings)
     store.check_usable()  # no point signing in when the tokens cannot be kept
     metadata = fetch_metadata(settings, warn=ui.warning)
@@ -137,7 +144,6 @@ def _login(
     servable = servable_flows(registry, metadata)
     warm_up = _import_in_background()
 
-    flow_settings = {name: getattr(settings, name) for name in FLOW_SETTINGS}
     options = {} if show_qr else {"qr": False}  # --no-qr
     http = new_session(settings.http_timeout)
 
@@ -154,24 +160,16 @@ def _login(
                 http_timeout=settings.http_timeout,
             )
 
-        return FlowRequest(
-            issuer=settings.issuer,
-            metadata=metadata,
-            client_id=settings.client_id,
-            scopes=settings.scopes,
+        return flow_request(
+            settings,
+            metadata,
+            flow.id,
             nonce=nonce,
             ui=ui,
             http=http,
-            settings=FlowSettings(
-                flow.id,
-                {**flow_settings, **options},
-                file_table=settings.flow_tables.get(flow.id),
-                file_path=settings.source,
-            ),
-            audience=settings.audience,
+            options=options,
             email=email,
-            extra_params=route.params,
-            http_timeout=settings.http_timeout,
+            extra_params=params,
             launch_browser=launch_browser,
             other_flows=tuple(other for other in servable if other != flow.id),
             check_tokens=check_tokens,
@@ -192,7 +190,8 @@ def _login(
         # (seen as SIGABRT when a login failed fast): let the imports finish first.
         warm_up.join(10)
     session = complete_login(settings, metadata, request, response, flow_id=flow.id, store=store)
-    remember_email(email)
+    if email:
+        remember_email(email)
     ui.message(f"Logged in as {session.display_name}")
     note = store.login_note()
     if note:

@@ -68,6 +68,7 @@ from exls_core.plugin.hooks import (
     FLOW_GROUP,
     PRIORITY_DEVICE_CODE,
     PRIORITY_PKCE,
+    PRIORITY_WORKLOAD,
     PROJECT,
     ROUTING_GROUP,
     FlowSpec,
@@ -83,6 +84,7 @@ from exls_core.plugin.response import (
     FlowUnavailable,
     NonceCheck,
     TokenResponse,
+    Workload,
 )
 from exls_core.plugin.settings import FlowSettings
 
@@ -91,6 +93,7 @@ __all__ = [
     "LOOPBACK_HOSTS",
     "PRIORITY_DEVICE_CODE",
     "PRIORITY_PKCE",
+    "PRIORITY_WORKLOAD",
     "PROJECT",
     "REDACTED",
     "ROUTING_GROUP",
@@ -109,6 +112,7 @@ __all__ = [
     "SSORoute",
     "StatusLine",
     "TokenResponse",
+    "Workload",
     "describe_network_error",
     "hookimpl",
     "hookspec",

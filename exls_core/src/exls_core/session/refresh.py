@@ -148,7 +148,13 @@ def get_access_token(
 
 
 def _refresh(settings: Settings, store: SessionStore, session: Session, clock: Clock) -> Session:
-    if not session.refresh_token:  # some providers issue none: use the token while it lasts
+    if not session.refresh_token:
+        from exls_core.session.renew import renew
+
+        renewed = renew(settings, store, session, clock)  # the flow may know how
+        if renewed is not None:
+            return renewed
+        # Some providers issue no refresh token: use the access token while it lasts.
         if not session.expires_within(0, clock()):
             return session
         raise SessionExpired()

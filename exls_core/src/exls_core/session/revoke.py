@@ -67,13 +67,41 @@ def revoke_tokens(session: Session, metadata: Mapping[str, Any], timeout: float)
 def _revoke(settings: Settings, session: Session) -> str | None:
     from exls_core.discovery import fetch_metadata
 
-    # The session's own issuer: the configuration may have changed since the login.
+    # The session's own issuer and client: the configuration may have changed since the login.
     timeout = min(settings.http_timeout, REVOKE_TIMEOUT)
-    where = dataclasses.replace(settings, issuer=session.issuer, http_timeout=timeout)
+    where = dataclasses.replace(
+        settings, issuer=session.issuer, client_id=session.client_id, http_timeout=timeout
+    )
     try:
-        return revoke_tokens(session, fetch_metadata(where), timeout)
+        metadata = fetch_metadata(where)
+        if _revoked_by_flow(where, session, metadata):
+            return None
+        return revoke_tokens(session, metadata, timeout)
     except ExlsError as exc:
         return exc.message
+
+
+def _revoked_by_flow(settings: Settings, session: Session, metadata: Mapping[str, Any]) -> bool:
+    """True when the session's flow revoked (or has nothing to revoke): exls_flow_revoke.
+    False when core's own RFC 7009 revocation should run (the flow does not say how)."""
+    from exls_core.registry import load_registry
+    from exls_core.ui import TerminalUI
+
+    ui = TerminalUI()
+    flow = load_registry(warn=ui.warning).flows.get(session.flow)
+    if flow is None or not flow.implements("exls_flow_revoke"):
+        return False
+    import secrets
+
+    from exls_core.http import new_session
+    from exls_core.resolver import flow_request
+
+    with new_session(settings.http_timeout) as http:
+        request = flow_request(
+            settings, metadata, flow.id, nonce=secrets.token_urlsafe(32), ui=ui, http=http
+        )
+        flow.revoke(request, session.access_token)  # False: nothing revocable, nothing to say
+    return True
 
 
 def logout(settings: Settings, *, store: SessionStore | None = None) -> LogoutResult:
