@@ -103,6 +103,6 @@ def test_an_imported_refresh_token_declares_that_it_has_no_nonce(
     )
     imported = tenant.record("refresh_token", "RT-imported-from-a-vault")
     tenant.refresh_valid.add(imported)
-    result = login(venv, box, "refresh_import", EXLS_EXAMPLE_REFRESH_TOKEN=imported)
+    result = login(venv, box, "refresh_import", EXLS_AUTH_REFRESH_IMPORT_REFRESH_TOKEN=imported)
     assert result.rc == 0, result
     assert status(venv, box)["email"] == EMAIL

@@ -9,6 +9,7 @@ from typing import ClassVar
 import pytest
 from cli_kit import exls
 
+from exls_core.config import FILE_ONLY, PARSERS, env_var
 from exls_core.errors import EXIT_USAGE, ConfigError
 from exls_core.plugin import FlowSettings
 from testkit.http_server import FakeServer, QuietHandler
@@ -186,3 +187,109 @@ def test_a_core_setting_in_a_flow_table_stops_exls_in_one_line(tmp_path: Path) -
     assert result.stderr.splitlines() == [
         f"Error: {config}: [flows.pkce] timeout: set [auth] pkce_timeout instead."
     ]
+
+
+# -- a flow never reads core's settings (issue 25, item 1) -----------------------------------
+
+CORE_NAMES = sorted({*PARSERS, *FILE_ONLY})
+
+
+@pytest.mark.parametrize("name", CORE_NAMES)
+def test_a_flow_never_reads_a_core_setting_from_the_environment(name: str) -> None:
+    settings = FlowSettings("acme", environ={env_var(name): "core's own"})
+    assert settings.get(name) is None
+
+
+@pytest.mark.parametrize("core_from", ["environment", "file"])
+def test_a_name_core_uses_too_is_read_from_the_flows_own_variable_and_table(
+    core_from: str,
+) -> None:
+    # Core's client id, wherever it was set, never reaches the flow: the flow's own table
+    # answers, and the flow's own variable beats the table.
+    environ = {"EXLS_AUTH_CLIENT_ID": "core-public-client"} if core_from == "environment" else {}
+    table = {"client_id": "service-account"}
+    assert FlowSettings("acme", environ=environ, file_table=table).get("client_id") == (
+        "service-account"
+    )
+    own = {**environ, "EXLS_AUTH_ACME_CLIENT_ID": "from-the-flows-variable"}
+    assert FlowSettings("acme", environ=own, file_table=table).get("client_id") == (
+        "from-the-flows-variable"
+    )
+
+
+def test_a_flow_whose_own_variable_is_a_core_variable_does_not_read_it() -> None:
+    # The flow "sso" asking for "routes_url" would name EXLS_AUTH_SSO_ROUTES_URL: core's.
+    settings = FlowSettings("sso", environ={"EXLS_AUTH_SSO_ROUTES_URL": "https://core.test/"})
+    assert settings.get("routes_url") is None
+    assert FlowSettings("sso", file_table={"routes_url": "x"}).get("routes_url") == "x"
+
+
+def test_the_environment_beats_the_file_for_a_flows_own_names() -> None:
+    table = {"reader": "from-file"}
+    assert FlowSettings("acme", environ={}, file_table=table).get("reader") == "from-file"
+    shared = {"EXLS_AUTH_READER": "shared"}
+    assert FlowSettings("acme", environ=shared, file_table=table).get("reader") == "shared"
+    own = {**shared, "EXLS_AUTH_ACME_READER": "own"}
+    assert FlowSettings("acme", environ=own, file_table=table).get("reader") == "own"
+
+
+@pytest.mark.parametrize(
+    ("flow_id", "variable"),
+    [
+        ("acme-card", "EXLS_AUTH_ACME_CARD_READER"),
+        ("acme.card", "EXLS_AUTH_ACME_CARD_READER"),
+        ("AcmeCard", "EXLS_AUTH_ACMECARD_READER"),
+    ],
+)
+def test_a_flow_id_maps_to_a_variable_a_shell_can_set(flow_id: str, variable: str) -> None:
+    settings = FlowSettings(flow_id, environ={variable: "yes"})
+    assert settings.variable("reader") == variable
+    assert settings.get("reader") == "yes"
+
+
+# -- secrets (issue 25, item 3) --------------------------------------------------------------
+
+
+def echoing(text: str) -> str:
+    raise ValueError(f"a key that starts with k- (not {text})")  # a parser that echoes
+
+
+@pytest.mark.parametrize("source", ["environment", "file"])
+def test_a_secret_is_never_shown_in_an_error(source: str) -> None:
+    secret = "s3cr3t-refresh-token"
+    if source == "environment":
+        settings = FlowSettings("acme", environ={"EXLS_AUTH_ACME_API_KEY": secret})
+        where = "EXLS_AUTH_ACME_API_KEY"
+    else:
+        settings = FlowSettings("acme", environ={}, file_table={"api_key": secret})
+        where = "config.toml: [flows.acme] api_key"
+    with pytest.raises(ConfigError) as caught:
+        settings.get("api_key", parse=echoing, secret=True)
+    assert secret not in str(caught.value)
+    assert str(caught.value).startswith(f"{where}: expected a key that starts with k- ")
+    assert caught.value.exit_code == EXIT_USAGE
+    with pytest.raises(ConfigError) as plain:  # the negative control: not secret, echoed
+        settings.get("api_key", parse=echoing)
+    assert secret in str(plain.value)
+
+
+def test_a_secret_in_the_config_file_draws_a_warning_naming_the_variable() -> None:
+    warnings: list[str] = []
+    settings = FlowSettings(
+        "acme", environ={}, file_table={"api_key": "k-123", "label": "x"}, warn=warnings.append
+    )
+    assert settings.get("api_key", secret=True) == "k-123"  # still used, but said
+    assert settings.get("label") == "x"  # not a secret: no warning
+    assert warnings == [
+        "config.toml: [flows.acme] api_key is a secret in a plain-text file; set "
+        "EXLS_AUTH_ACME_API_KEY in the environment instead (from your secret store) "
+        "and remove it there."
+    ]
+    assert "k-123" not in warnings[0]
+    from_env = FlowSettings("acme", environ={"EXLS_AUTH_ACME_API_KEY": "k"}, warn=warnings.append)
+    assert from_env.get("api_key", secret=True) == "k" and len(warnings) == 1
+
+
+def test_settings_never_show_their_values() -> None:
+    settings = FlowSettings("acme", {"pkce_timeout": 3.0}, environ={}, file_table={"key": "k-1"})
+    assert repr(settings) == "FlowSettings('acme')"

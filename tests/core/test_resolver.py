@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from exls_core.config import Settings
 from exls_core.errors import ExlsError, PluginError, UsageError
 from exls_core.plugin import (
     FlowAvailable,
@@ -19,7 +20,14 @@ from exls_core.plugin import (
     hookimpl,
 )
 from exls_core.registry import load_registry
-from exls_core.resolver import choose, fit_provider, rank, run_flows, servable_flows
+from exls_core.resolver import (
+    choose,
+    fit_provider,
+    flow_settings,
+    rank,
+    run_flows,
+    servable_flows,
+)
 
 ENV = FlowEnvironment(
     environ={}, platform="linux", stdin_is_terminal=False, stderr_is_terminal=False
@@ -507,3 +515,72 @@ def test_servable_flows_are_the_installed_ones_the_provider_can_serve() -> None:
     # Availability here does not matter (--auth-flow runs a flow anyway); the provider does.
     assert servable_flows(reg, {"device_authorization_endpoint": "x"}) == ("pkce", "device_code")
     assert servable_flows(reg, {}) == ("pkce",)
+
+
+def test_auto_shows_the_chosen_flows_own_reason_not_another_flows() -> None:
+    # The browser flow cannot run and says why; the plugin can, and says why: its reason wins.
+    reg = registry(
+        pkce=Reasoned(None, reason="No browser here (SSH session without a forwarded display)"),
+        acme=Reasoned(200, title="acme flow"),
+        device_code=FakeFlow(10, title="device code flow"),
+    )
+    assert choose(reg, "auto", ENV).why == "Using the acme flow: a display and xdg-open."
+
+
+# -- the availability check sees the flow's settings (issue 25, item 2) ----------------------
+
+
+@dataclass(eq=False)
+class NeedsReader(FakeFlow):
+    """Available only when its own setting `reader` is set, wherever that comes from."""
+
+    seen: list[Any] = field(default_factory=list)
+
+    @hookimpl
+    def exls_flow_priority(self, env: FlowEnvironment) -> float:
+        self.seen.append(env.settings)
+        if not env.settings.get("reader"):
+            raise FlowUnavailable(f"{env.settings.variable('reader')} is not set")
+        return 300
+
+
+def test_the_priority_check_sees_a_setting_from_the_config_file_only() -> None:
+    config = Settings(flow_tables={"acme": {"reader": "Yubikey"}}, source="/etc/exls.toml")
+    acme = NeedsReader()
+    reg = registry(acme=acme, device_code=FakeFlow(10))
+    assert [r.flow.id for r in rank(reg, ENV, flow_settings(config)) if r.available] == [
+        "acme",
+        "device_code",
+    ]
+    assert choose(reg, "auto", ENV, flow_settings(config)).flows[0].id == "acme"
+    # Without the table it says which variable to set: the flow's own, with its id in it.
+    bare = rank(reg, ENV, flow_settings(Settings()))
+    assert bare[1].reason == "EXLS_AUTH_ACME_READER is not set"
+
+
+def test_the_check_and_the_run_get_the_same_settings() -> None:
+    config = Settings(flow_tables={"acme": {"reader": "Yubikey"}})
+    settings_for = flow_settings(config, {"qr": False})
+    check, run = settings_for("acme"), settings_for("acme")
+    for name in ("reader", "qr", "callback_ports", "timeout"):
+        assert check.get(name) == run.get(name)
+    assert (check.get("reader"), check.get("qr")) == ("Yubikey", False)
+
+
+def test_a_forced_flow_is_checked_with_its_settings_too() -> None:
+    acme = NeedsReader()
+    reg = registry(acme=acme)
+    config = Settings(flow_tables={"acme": {"reader": "Yubikey"}})
+    assert (
+        choose(reg, "acme", ENV, flow_settings(config)).why == "Using the acme flow, as requested."
+    )
+    assert acme.seen[-1].get("reader") == "Yubikey"
+
+
+def test_a_secret_in_the_file_is_said_once_however_often_it_is_read() -> None:
+    warnings: list[str] = []
+    config = Settings(flow_tables={"acme": {"token": "t"}})
+    settings_for = flow_settings(config, warn=warnings.append)
+    for _ in range(3):
+        assert settings_for("acme").get("token", secret=True) == "t"
+    assert len(warnings) == 1 and "EXLS_AUTH_ACME_TOKEN" in warnings[0]

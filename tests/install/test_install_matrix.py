@@ -96,20 +96,60 @@ def test_third_party_flow_is_found_ranked_and_run(make_venv, fake_provider: str)
         "1.0.0",
         "unavailable",
     )
-    assert row["reason"] == "EXLS_EXAMPLE_REFRESH_TOKEN is not set"
-    assert venv.flows_json(EXLS_EXAMPLE_REFRESH_TOKEN="rt")["auto"] == "refresh_import"
+    assert row["reason"] == "EXLS_AUTH_REFRESH_IMPORT_REFRESH_TOKEN is not set"
+    assert venv.flows_json(EXLS_AUTH_REFRESH_IMPORT_REFRESH_TOKEN="rt")["auto"] == "refresh_import"
 
     result = venv.run(
         "login",
         "--email",
         "alice@example.com",
         EXLS_AUTH_ISSUER=fake_provider,
-        EXLS_EXAMPLE_REFRESH_TOKEN="imported-refresh-token",
+        EXLS_AUTH_REFRESH_IMPORT_REFRESH_TOKEN="imported-refresh-token",
     )
     assert result.returncode == 1, result.stderr
     assert "The identity provider refused the imported token (invalid_grant)." in result.stderr
     assert len(_FakeProvider.grants) == 1 and "grant_type=refresh_token" in _FakeProvider.grants[0]
     assert "imported-refresh-token" not in result.stderr + result.stdout
+    # The why-line is the chosen flow's own reason (issue 25, item 6).
+    assert "Using the refresh token import: a refresh token was handed over." in result.stderr
+
+
+def test_a_flow_setting_from_the_config_file_counts_for_the_check_and_the_run(  # type: ignore[no-untyped-def]
+    make_venv, fake_provider: str, tmp_path
+) -> None:
+    """`auth flows` and `login` agree on a setting kept only in config.toml; a secret there
+    draws a warning naming the variable to use instead, and is never shown."""
+    venv = make_venv(CORE, DEVICE, EXAMPLE)
+    secret = "rt-kept-in-the-config-file"
+    config = tmp_path / "config.toml"
+    config.write_text(f'[flows.refresh_import]\nrefresh_token = "{secret}"\n')
+    listing = venv.run("auth", "flows", "--json", EXLS_CONFIG_FILE=str(config))
+    assert listing.returncode == 0, listing.stderr
+    rows = {r["id"]: r for r in json.loads(listing.stdout)["flows"]}
+    assert rows["refresh_import"]["status"] == "available"
+    assert json.loads(listing.stdout)["auto"] == "refresh_import"
+    assert secret not in listing.stdout + listing.stderr
+
+    text = venv.run("auth", "flows", EXLS_CONFIG_FILE=str(config))
+    warning = (
+        f"Warning: {config}: [flows.refresh_import] refresh_token is a secret in a plain-text "
+        "file; set EXLS_AUTH_REFRESH_IMPORT_REFRESH_TOKEN in the environment instead"
+    )
+    assert [line for line in text.stderr.splitlines() if line.startswith(warning)] != []
+    assert secret not in text.stdout + text.stderr
+
+    result = venv.run(
+        "login",
+        "--email",
+        "alice@example.com",
+        EXLS_CONFIG_FILE=str(config),
+        EXLS_AUTH_ISSUER=fake_provider,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "The identity provider refused the imported token (invalid_grant)." in result.stderr
+    assert f"refresh_token={secret}" in _FakeProvider.grants[-1]  # the run read the file too
+    assert len([line for line in result.stderr.splitlines() if line.startswith(warning)]) == 1
+    assert secret not in result.stderr + result.stdout
 
 
 def test_broken_plugins_are_skipped_with_a_warning(make_venv) -> None:  # type: ignore[no-untyped-def]

@@ -199,12 +199,24 @@ def env_var(name: str) -> str:
     return ENV_NAMES.get(name) or f"EXLS_AUTH_{name.upper()}"
 
 
-def parse_value(parse: Callable[[Any], Any], raw: Any, where: str) -> Any:
-    """``parse(raw)``, or ConfigError naming ``where`` (a variable, or a file and key)."""
+# A flow never reads these (FlowSettings): they hold core's own settings.
+CORE_VARIABLES = frozenset(env_var(name) for name in (*PARSERS, *FILE_ONLY))
+
+
+def parse_value(parse: Callable[[Any], Any], raw: Any, where: str, *, secret: bool = False) -> Any:
+    """``parse(raw)``, or ConfigError naming ``where`` (a variable, or a file and key).
+    A ``secret`` value is never shown, not even inside the parser's own message."""
     try:
         return parse(raw)
     except ValueError as exc:
-        raise ConfigError(f"{where}: expected {exc}, got {str(raw)[:60]!r}.") from None
+        if not secret:
+            raise ConfigError(f"{where}: expected {exc}, got {str(raw)[:60]!r}.") from None
+        from exls_core.text import plain_text
+
+        expected = plain_text(str(exc), redact=[str(raw)])
+        raise ConfigError(
+            f"{where}: expected {expected} (the secret value is not shown)."
+        ) from None
 
 
 def _sso_domains(value: Any, where: str) -> dict[str, SSORoute]:

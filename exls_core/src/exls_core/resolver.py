@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exls_core.entry_points import require_installed
 from exls_core.errors import ExlsError, PluginError
@@ -25,6 +25,11 @@ from exls_core.plugin import (
     TokenResponse,
 )
 from exls_core.registry import Flow, Registry, strict_plugins
+
+if TYPE_CHECKING:
+    from exls_core.config import Settings
+
+SettingsFor = Callable[[str], FlowSettings]  # a flow id -> that flow's settings
 
 AUTO = "auto"
 
@@ -45,6 +50,41 @@ def current_environment(*, launch_browser: bool = True) -> FlowEnvironment:
     )
 
 
+def flow_settings(
+    settings: Settings,
+    options: Mapping[str, Any] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> SettingsFor:
+    """Each flow's FlowSettings for this command, built one way for its availability check
+    and its run (so ``auth flows`` and ``login`` agree): the settings core reads for flows,
+    this login's ``options`` (``--no-qr``) and the flow's ``[flows.<id>]`` table. Each
+    warning (a secret in the config file) is said once, however often it is read."""
+    from exls_core.config import FLOW_SETTINGS
+
+    handed = {name: getattr(settings, name) for name in FLOW_SETTINGS} | dict(options or {})
+    said: set[str] = set()
+
+    def say(text: str) -> None:
+        if warn is not None and text not in said:
+            said.add(text)
+            warn(text)
+
+    def settings_for(flow_id: str) -> FlowSettings:
+        return FlowSettings(
+            flow_id,
+            handed,
+            file_table=settings.flow_tables.get(flow_id),
+            file_path=settings.source,
+            warn=say,
+        )
+
+    return settings_for
+
+
+def _env_for(flow: Flow, env: FlowEnvironment, settings_for: SettingsFor | None) -> FlowEnvironment:
+    return env if settings_for is None else replace(env, settings=settings_for(flow.id))
+
+
 @dataclass(frozen=True)
 class Ranked:
     """One installed flow as ``auto`` sees it right now."""
@@ -59,12 +99,15 @@ class Ranked:
         return self.priority is not None
 
 
-def rank(registry: Registry, env: FlowEnvironment) -> list[Ranked]:
-    """Every loaded flow with its priority or reason, best first; broken ones are dropped."""
+def rank(
+    registry: Registry, env: FlowEnvironment, settings_for: SettingsFor | None = None
+) -> list[Ranked]:
+    """Every loaded flow with its priority or reason, best first; broken ones are dropped.
+    Each flow's check sees its own settings (``settings_for``) in ``env.settings``."""
     ranked = []
     for flow in list(registry.flows.values()):
         try:
-            available = flow.priority(env)
+            available = flow.priority(_env_for(flow, env, settings_for))
             ranked.append(Ranked(flow, available.priority, available.reason))
         except FlowUnavailable as exc:
             ranked.append(Ranked(flow, None, str(exc) or "not available here", exc.mention))
@@ -82,7 +125,12 @@ class Choice:
     why: str
 
 
-def choose(registry: Registry, requested: str, env: FlowEnvironment) -> Choice:
+def choose(
+    registry: Registry,
+    requested: str,
+    env: FlowEnvironment,
+    settings_for: SettingsFor | None = None,
+) -> Choice:
     """The explicit flow alone, or the available ones for ``auto``, best first."""
     if requested != AUTO:
         require_installed(requested, registry.installed_ids, registry.disabled)
@@ -91,8 +139,8 @@ def choose(registry: Registry, requested: str, env: FlowEnvironment) -> Choice:
                 registry.broken[requested].warning.replace("skipping", "cannot use", 1)
             )
         flow = registry.flows[requested]  # forced: run it even if it says it is unavailable
-        return Choice([flow], _why_forced(flow, env))
-    ranked = rank(registry, env)
+        return Choice([flow], _why_forced(flow, _env_for(flow, env, settings_for)))
+    ranked = rank(registry, env, settings_for)
     chosen = [r.flow for r in ranked if r.available]
     if not chosen:
         reasons = (
@@ -106,13 +154,14 @@ def choose(registry: Registry, requested: str, env: FlowEnvironment) -> Choice:
 
 
 def _why_auto(ranked: list[Ranked]) -> str:
-    """``No browser here (SSH ...): using the device code flow.`` or ``Using X: reason.``"""
+    """``Using X: <X's own reason>.`` or, when X gives none, why the others could not run:
+    ``No browser here (SSH ...): using the device code flow.``"""
     best = next(r for r in ranked if r.available)
+    if best.reason:  # the chosen flow's own word, never another flow's
+        return f"Using the {best.flow.title}: {best.reason}."
     skipped = [r.reason for r in ranked if not r.available and r.reason and r.mention]
     if skipped:
         return f"{'; '.join(skipped)}: using the {best.flow.title}."
-    if best.reason:
-        return f"Using the {best.flow.title}: {best.reason}."
     return f"Using the {best.flow.title}, the best flow available here."
 
 
@@ -194,22 +243,18 @@ def run_flows(
 
 
 def flow_request(
-    settings: Any,
+    settings: Settings,
     metadata: Mapping[str, Any],
-    flow_id: str,
+    flow_settings: FlowSettings,
     *,
     nonce: str,
     ui: Any,
     http: Any,
-    options: Mapping[str, Any] | None = None,
     **fields: Any,
 ) -> FlowRequest:
-    """The request core hands a flow, for a login or a renewal: the configured issuer,
-    client, scopes and audience, and the flow's own settings (``options``: this command
-    line's, e.g. ``--no-qr``). ``fields``: the login's own (email, routing parameters...)."""
-    from exls_core.config import FLOW_SETTINGS
-
-    values = {name: getattr(settings, name) for name in FLOW_SETTINGS}
+    """The request core hands a flow, for a login, a renewal or a logout: the configured
+    issuer, client, scopes and audience, and the flow's own settings (from
+    :func:`flow_settings`). ``fields``: the login's own (email, routing parameters...)."""
     return FlowRequest(
         issuer=settings.issuer,
         metadata=metadata,
@@ -218,12 +263,7 @@ def flow_request(
         nonce=nonce,
         ui=ui,
         http=http,
-        settings=FlowSettings(
-            flow_id,
-            {**values, **(options or {})},
-            file_table=settings.flow_tables.get(flow_id),
-            file_path=settings.source,
-        ),
+        settings=flow_settings,
         audience=settings.audience,
         http_timeout=settings.http_timeout,
         **fields,

@@ -13,7 +13,6 @@ after both are masked.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from exls_core.plugin import FlowFailed, FlowRequest, NonceCheck, TokenResponse
 
@@ -46,31 +45,23 @@ class Config:
     token_env: str | None
     token_file: str | None
     token_audience: str  # the audience the CI token is requested for
-    client_secret_env: str | None
-    client_secret: str | None  # never from a file: CI secrets arrive as variables
+    client_secret: str | None  # EXLS_AUTH_WORKLOAD_CLIENT_SECRET (a secret setting)
 
-    def __repr__(self) -> str:
-        return f"Config(mode={self.mode!r}, client_secret_env={self.client_secret_env!r})"
+    def __repr__(self) -> str:  # never the secret
+        return f"Config(mode={self.mode!r})"
 
 
-def read_config(request: FlowRequest, environ: Any) -> Config:
-    """The settings (``EXLS_AUTH_WORKLOAD_<NAME>`` or ``[flows.workload] <name>``)."""
+def read_config(request: FlowRequest) -> Config:
+    """The settings (``EXLS_AUTH_WORKLOAD_<NAME>`` or ``[flows.workload] <name>``; the
+    client secret from the environment only, as CI secrets arrive)."""
     settings = request.settings
-    secret_env = settings.get("client_secret_env", parse=_text)
-    secret = environ.get(secret_env, "").strip() if secret_env else None
-    if secret_env and not secret:
-        raise FlowFailed(
-            f"The client secret variable {secret_env} (EXLS_AUTH_WORKLOAD_CLIENT_SECRET_ENV) is "
-            "empty or unset; pass the CI secret into the job's environment."
-        )
     return Config(
         mode=settings.get("mode", "exchange", parse=_mode),
         subject_token_type=settings.get("subject_token_type", ID_TOKEN_TYPE, parse=_text),
         token_env=settings.get("token_env", parse=_text),
         token_file=settings.get("token_file", parse=_text),
         token_audience=settings.get("token_audience", request.issuer, parse=_text),
-        client_secret_env=secret_env,
-        client_secret=secret or None,
+        client_secret=settings.get("client_secret", parse=_text, secret=True),
     )
 
 
@@ -170,10 +161,10 @@ def refusal(
             f"({detail}); check the federated credential: {trust}."
         )
     if error == "invalid_client":
-        where = config.client_secret_env or "EXLS_AUTH_WORKLOAD_CLIENT_SECRET_ENV"
         return FlowFailed(
             f"The identity provider did not accept client {client} ({detail}); check "
-            f"EXLS_AUTH_CLIENT_ID and the client secret in {where}."
+            f"EXLS_AUTH_CLIENT_ID and {request.settings.variable('client_secret')} (the client "
+            "secret, when the provider requires one)."
         )
     if error in ("unsupported_grant_type", "invalid_request"):
         return FlowFailed(

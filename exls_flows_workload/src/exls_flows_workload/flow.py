@@ -11,7 +11,7 @@ from exls_flows_workload import exchange, sources
 
 def sign_in(request: FlowRequest, environ: Mapping[str, str] = os.environ) -> TokenResponse:
     """Login and renewal alike: nothing is prompted, nothing is written."""
-    config = exchange.read_config(request, environ)
+    config = exchange.read_config(request)
     source = _source(config, environ)
     ci_token = sources.fetch_token(
         source, audience=config.token_audience, http=request.http, environ=environ
@@ -43,7 +43,7 @@ def revoke(
     endpoint = request.metadata.get("revocation_endpoint")
     if not isinstance(endpoint, str):
         return False
-    config = exchange.read_config(request, environ)
+    config = exchange.read_config(request)
     data = {
         "token": access_token,
         "token_type_hint": "access_token",

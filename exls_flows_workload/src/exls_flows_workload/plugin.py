@@ -10,13 +10,10 @@ from exls_core.plugin import (
     FlowAvailable,
     FlowEnvironment,
     FlowRequest,
-    FlowSettings,
     FlowUnavailable,
     TokenResponse,
     hookimpl,
 )
-
-FLOW_ID = "workload"
 
 
 @hookimpl
@@ -33,7 +30,7 @@ def exls_flow_needs_person() -> bool:
 def exls_flow_priority(env: FlowEnvironment) -> FlowAvailable:
     from exls_flows_workload.sources import NoSource, find_source
 
-    settings = FlowSettings(FLOW_ID, environ=env.environ)
+    settings = env.settings  # the same settings the run gets (environment, config.toml)
     try:
         source = find_source(
             env.environ,

@@ -6,10 +6,9 @@ answer and stores the session in the keyring; the plugin never touches either.
 
 from __future__ import annotations
 
-import os
-
 from exls_core.plugin import (
     ExlsError,
+    FlowAvailable,
     FlowEnvironment,
     FlowFailed,
     FlowRequest,
@@ -22,7 +21,7 @@ from exls_core.plugin import (
     read_json,
 )
 
-VARIABLE = "EXLS_EXAMPLE_REFRESH_TOKEN"
+SETTING = "refresh_token"  # EXLS_AUTH_REFRESH_IMPORT_REFRESH_TOKEN: a secret, see below
 
 
 @hookimpl
@@ -31,20 +30,25 @@ def exls_flow_title() -> str:
 
 
 @hookimpl
-def exls_flow_priority(env: FlowEnvironment) -> float:
-    # Fast and side-effect free: look at the environment handed in, nothing else.
-    if not env.environ.get(VARIABLE):
-        raise FlowUnavailable(f"{VARIABLE} is not set")
-    return 200  # above the browser: if a token was handed over, use it
+def exls_flow_priority(env: FlowEnvironment) -> FlowAvailable:
+    # Fast and side-effect free: look at what is handed in, nothing else. env.settings is
+    # what the run gets as request.settings, so `exls auth flows` and `exls login` agree.
+    if not env.settings.get(SETTING, secret=True):
+        raise FlowUnavailable(f"{env.settings.variable(SETTING)} is not set")
+    # 200: above the browser; if a token was handed over, use it.
+    return FlowAvailable(200, "a refresh token was handed over")
 
 
 @hookimpl
 def exls_flow_run(request: FlowRequest) -> TokenResponse:
     import requests  # imported here: plugins are loaded before a flow is chosen
 
-    refresh_token = os.environ.get(VARIABLE, "")
+    # secret=True: never shown in an error, and a warning if it sits in config.toml.
+    refresh_token = request.settings.get(SETTING, secret=True)
     if not refresh_token:
-        raise FlowFailed(f"Set {VARIABLE} to the refresh token to import.")
+        raise FlowFailed(
+            f"Set {request.settings.variable(SETTING)} to the refresh token to import."
+        )
     request.ui.message("Exchanging the imported refresh token...")
     url = request.metadata["token_endpoint"]
     try:

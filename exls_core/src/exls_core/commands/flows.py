@@ -13,15 +13,18 @@ from exls_core.commands.catalog import AUTH
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")
 def flows(as_json: bool) -> None:
     """List installed login flows, their availability and priority."""
+    from exls_core.config import load_settings
     from exls_core.entry_points import DISABLED_VARIABLE
     from exls_core.registry import installed_entries, load_registry
-    from exls_core.resolver import current_environment, rank
+    from exls_core.resolver import current_environment, flow_settings, rank
     from exls_core.ui import TerminalUI
 
     ui = TerminalUI()
     warnings: list[str] = []
     registry = load_registry(warn=warnings.append, entries=installed_entries(fresh=True))
-    ranked = rank(registry, current_environment())
+    # Each check sees the flow's settings as `exls login` hands them (config file included).
+    settings_for = flow_settings(load_settings(), warn=warnings.append)
+    ranked = rank(registry, current_environment(), settings_for)
     pick = next((r.flow.id for r in ranked if r.available), None)
     rows = [
         {
@@ -70,9 +73,13 @@ def flows(as_json: bool) -> None:
     if not rows:
         click.echo("No login flows installed. Install exls-flows-device or exls-flows-pkce.")
         return
-    for row in rows:
+    # Columns as wide as their longest entry: a flow id may be long (acme_smartcard_reader).
+    origins = [f"{row['distribution']} {row['version']}" for row in rows]
+    id_width = max(len(str(row["id"])) for row in rows)
+    origin_width = max(len(origin) for origin in origins)
+    for row, origin in zip(rows, origins, strict=True):
         marker = "*" if row["auto"] else " "
-        head = f"{marker} {row['id']:<14} {row['distribution']} {row['version']}"
+        head = f"{marker} {row['id']:<{id_width}}  {origin:<{origin_width}}"
         if row["status"] == "available":
             why = f": {row['reason']}" if row["reason"] else ""
             click.echo(f"{head}  available, priority {row['priority']:g}{why}")

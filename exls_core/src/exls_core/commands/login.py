@@ -107,6 +107,7 @@ def _login(
         current_environment,
         fit_provider,
         flow_request,
+        flow_settings,
         run_flows,
         servable_flows,
     )
@@ -125,7 +126,9 @@ def _login(
                 f"(installed: {installed}); it is ignored."
             )
     env = current_environment(launch_browser=launch_browser)
-    choice = choose(registry, requested, env)
+    options = {} if show_qr else {"qr": False}  # --no-qr
+    settings_for = flow_settings(settings, options, warn=ui.warning)
+    choice = choose(registry, requested, env, settings_for)
     person = choice.flows[0].needs_person
     if person:
         from exls_core.email import ask_email
@@ -144,7 +147,6 @@ def _login(
     servable = servable_flows(registry, metadata)
     warm_up = _import_in_background()
 
-    options = {} if show_qr else {"qr": False}  # --no-qr
     http = new_session(settings.http_timeout)
 
     def make_request(flow: Flow) -> FlowRequest:
@@ -163,11 +165,10 @@ def _login(
         return flow_request(
             settings,
             metadata,
-            flow.id,
+            settings_for(flow.id),
             nonce=nonce,
             ui=ui,
             http=http,
-            options=options,
             email=email,
             extra_params=params,
             launch_browser=launch_browser,

@@ -33,7 +33,7 @@ class FlowSpec:
     def exls_flow_title(self) -> str:  # type: ignore[empty-body]
         """A short phrase for people, used in messages like ``Falling back to <title>...``.
 
-        Optional; defaults to the flow id.
+        Optional; without it, messages call the flow ``<flow id> flow``.
         """
 
     @hookspec(firstresult=True)

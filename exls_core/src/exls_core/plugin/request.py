@@ -27,6 +27,11 @@ class FlowEnvironment:
     """False after ``exls login --no-browser``: the user opens URLs themselves, anywhere.
     A flow that needs a browser on this machine is unavailable then; one that can print its
     URL instead (PKCE with a pasted redirect) may still be."""
+    settings: FlowSettings = field(default_factory=FlowSettings)
+    """This flow's own settings, the same :class:`FlowSettings` its run gets as
+    ``request.settings``: check a setting here with ``env.settings.get(name)`` rather than
+    spelling out variable names, so that a setting from config.toml counts as well and
+    ``exls auth flows`` agrees with ``exls login``."""
 
 
 class UI(Protocol):

@@ -35,13 +35,14 @@ def renew(
         return None
     from exls_core.discovery import fetch_metadata
     from exls_core.http import new_session
-    from exls_core.resolver import flow_request
+    from exls_core.resolver import flow_request, flow_settings
     from exls_core.session.login import validate_response
 
     metadata = fetch_metadata(settings)
     with new_session(settings.http_timeout) as http:
+        own = flow_settings(settings, warn=ui.warning)(flow.id)
         request = flow_request(
-            settings, metadata, flow.id, nonce=secrets.token_urlsafe(32), ui=ui, http=http
+            settings, metadata, own, nonce=secrets.token_urlsafe(32), ui=ui, http=http
         )
         response = flow.renew(request)
     claims = validate_response(

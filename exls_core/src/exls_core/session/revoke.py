@@ -94,11 +94,12 @@ def _revoked_by_flow(settings: Settings, session: Session, metadata: Mapping[str
     import secrets
 
     from exls_core.http import new_session
-    from exls_core.resolver import flow_request
+    from exls_core.resolver import flow_request, flow_settings
 
     with new_session(settings.http_timeout) as http:
+        own = flow_settings(settings, warn=ui.warning)(flow.id)
         request = flow_request(
-            settings, metadata, flow.id, nonce=secrets.token_urlsafe(32), ui=ui, http=http
+            settings, metadata, own, nonce=secrets.token_urlsafe(32), ui=ui, http=http
         )
         flow.revoke(request, session.access_token)  # False: nothing revocable, nothing to say
     return True
