@@ -116,6 +116,7 @@ def test_assertion_mode_sends_client_credentials_with_the_ci_token(endpoint: Fak
     assert form["grant_type"] == "client_credentials"
     assert form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
     assert form["client_assertion"] == CI_TOKEN
+    assert form["scope"] == "read"  # no user signs in: no OpenID scopes
     assert "subject_token" not in form
 
 

@@ -21,6 +21,7 @@ ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"  # noqa: S105 (a URN
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105 (a URN)
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MODES = ("exchange", "assertion")
+OPENID_SCOPES = {"openid", "profile", "email", "address", "phone", "offline_access"}
 
 
 def _mode(value: str) -> str:
@@ -83,7 +84,10 @@ def token_request(request: FlowRequest, config: Config, ci_token: str) -> dict[s
         )
         if config.client_secret:
             data["client_secret"] = config.client_secret
-    scopes = [s for s in request.scopes if s != "offline_access"]  # no refresh token wanted
+    # No refresh token wanted; and client_credentials signs in no user, so no OpenID scopes
+    # (Entra ID accepts only the API's "<app id URI>/.default" there).
+    dropped = OPENID_SCOPES if config.mode == "assertion" else {"offline_access"}
+    scopes = [s for s in request.scopes if s not in dropped]
     if scopes:
         data["scope"] = " ".join(scopes)
     if request.audience:
