@@ -9,7 +9,6 @@ login, and keeps the session only if it names the same identity.
 from __future__ import annotations
 
 import dataclasses
-import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -26,24 +25,20 @@ def renew(
     settings: Settings, store: SessionStore, session: Session, clock: Any = time.time
 ) -> Session | None:
     """The renewed session (stored), or None when the session's flow cannot renew."""
-    from exls_core.registry import load_registry
+    from exls_core.session.flow_hooks import hook_request, session_flow
     from exls_core.ui import TerminalUI
 
     ui = TerminalUI()
-    flow = load_registry(warn=ui.warning).flows.get(session.flow)
-    if flow is None or not flow.implements("exls_flow_renew"):
+    flow = session_flow(session, "exls_flow_renew", ui)
+    if flow is None:
         return None
     from exls_core.discovery import fetch_metadata
     from exls_core.http import new_session
-    from exls_core.resolver import flow_request, flow_settings
     from exls_core.session.login import validate_response
 
     metadata = fetch_metadata(settings)
     with new_session(settings.http_timeout) as http:
-        own = flow_settings(settings, warn=ui.warning)(flow.id)
-        request = flow_request(
-            settings, metadata, own, nonce=secrets.token_urlsafe(32), ui=ui, http=http
-        )
+        request = hook_request(settings, metadata, flow, http=http, ui=ui)
         response = flow.renew(request)
     claims = validate_response(
         metadata,

@@ -84,23 +84,16 @@ def _revoke(settings: Settings, session: Session) -> str | None:
 def _revoked_by_flow(settings: Settings, session: Session, metadata: Mapping[str, Any]) -> bool:
     """True when the session's flow revoked (or has nothing to revoke): exls_flow_revoke.
     False when core's own RFC 7009 revocation should run (the flow does not say how)."""
-    from exls_core.registry import load_registry
+    from exls_core.http import new_session
+    from exls_core.session.flow_hooks import hook_request, session_flow
     from exls_core.ui import TerminalUI
 
     ui = TerminalUI()
-    flow = load_registry(warn=ui.warning).flows.get(session.flow)
-    if flow is None or not flow.implements("exls_flow_revoke"):
+    flow = session_flow(session, "exls_flow_revoke", ui)
+    if flow is None:
         return False
-    import secrets
-
-    from exls_core.http import new_session
-    from exls_core.resolver import flow_request, flow_settings
-
     with new_session(settings.http_timeout) as http:
-        own = flow_settings(settings, warn=ui.warning)(flow.id)
-        request = flow_request(
-            settings, metadata, own, nonce=secrets.token_urlsafe(32), ui=ui, http=http
-        )
+        request = hook_request(settings, metadata, flow, http=http, ui=ui)
         flow.revoke(request, session.access_token)  # False: nothing revocable, nothing to say
     return True
 
