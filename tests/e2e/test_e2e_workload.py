@@ -179,3 +179,37 @@ def test_assertion_mode_trades_a_token_file_as_client_assertion(
     [error] = _error_lines(refused)
     assert "refused the CI token as client assertion" in error
     assert "check the federated credential" in error
+
+
+def test_where_no_store_works_nothing_is_kept_and_every_token_is_traded_again(
+    idp: IdpServer, exls: ExlsCli, ci: CiIssuer, secret_service: SecretService
+) -> None:
+    # A container job: no session bus (no Secret Service), and the keyring store chosen,
+    # so there is no kernel keyring either (as under a seccomp profile that refuses it).
+    idp.configure(workload_trust=ci.trust(audience=idp.issuer))
+    job = _job(ci, EXLS_SESSION_STORE="keyring", EXLS_TOKEN_CACHE="0")
+    login = exls.run("login", env=job)
+    assert login.returncode == 0, login.describe()
+    assert f"Logged in as workload {SUBJECT}" in login.stderr
+    assert "Nothing was kept: no session store works here" in login.stderr
+    tokens = [exls.run("auth", "token", env=job) for _ in range(2)]
+    assert all(t.returncode == 0 and t.stderr == "" for t in tokens), [t.describe() for t in tokens]
+    assert tokens[0].stdout != tokens[1].stdout
+    assert len(idp.token_grants(TOKEN_EXCHANGE_GRANT, succeeded=True)) == 3  # login + 2 calls
+    assert idp.introspect(tokens[1].stdout.strip())["sub"] == SUBJECT
+    assert scoped_keys() == {} and secret_service.search() == []
+    secrets = {ci.request_token, *ci.minted, *(t.stdout.strip() for t in tokens)}
+    for path in _files(secret_service.home, exls.tmpdir):
+        assert not _leaks(secrets, path.read_bytes()), f"a secret in {path}"
+
+    person = exls.run(
+        "auth",
+        "token",
+        env={
+            **job,
+            "GITHUB_ACTIONS": None,
+            "ACTIONS_ID_TOKEN_REQUEST_URL": None,
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN": None,
+        },
+    )
+    assert person.returncode == 1 and "Failed to load token" in person.stderr, person.describe()

@@ -141,7 +141,7 @@ def _login(
         choice = replace(choice, flows=[f for f in choice.flows if not f.needs_person])
         email, params = None, {}
     store = open_store(settings)
-    store.check_usable()  # no point signing in when the tokens cannot be kept
+    unkept = _unusable_store(store, None if person else choice.flows)
     metadata = fetch_metadata(settings, warn=ui.warning)
     flows, unsupported = fit_provider(choice.flows, metadata, explicit=requested != AUTO)
     servable = servable_flows(registry, metadata)
@@ -190,10 +190,34 @@ def _login(
         # An interpreter exiting while a daemon thread imports native modules can abort
         # (seen as SIGABRT when a login failed fast): let the imports finish first.
         warm_up.join(10)
-    session = complete_login(settings, metadata, request, response, flow_id=flow.id, store=store)
+    session = complete_login(
+        settings, metadata, request, response, flow_id=flow.id, store=store, keep=not unkept
+    )
     if email:
         remember_email(email)
     ui.message(f"Logged in as {session.display_name}")
-    note = store.login_note()
+    note = (
+        store.login_note()
+        if not unkept
+        else (
+            f"Nothing was kept: no session store works here ({unkept.rstrip('.')}); "
+            f"every exls auth token trades again with the {flow.title}."
+        )
+    )
     if note:
         ui.message(note)
+
+
+def _unusable_store(store: Any, workload_flows: list[Any] | None) -> str | None:
+    """None when the store can keep a session. Otherwise why not, when every flow to try
+    needs no person and can renew without one (a CI job trades again on every use); for
+    anything else, the store's error: no point signing in when the tokens cannot be kept."""
+    from exls_core.session import StoreError
+
+    try:
+        store.check_usable()
+    except StoreError as exc:
+        if not workload_flows or not all(f.implements("exls_flow_renew") for f in workload_flows):
+            raise
+        return exc.message
+    return None

@@ -33,3 +33,42 @@ def hook_request(
 
     own = flow_settings(settings, warn=ui.warning)(flow.id)
     return flow_request(settings, metadata, own, nonce=secrets.token_urlsafe(32), ui=ui, http=http)
+
+
+def stateless_token(settings: Settings) -> str | None:
+    """An access token when no store works here, from the best flow available that needs no
+    person and can renew (a CI job): traded anew on every call, validated, kept nowhere.
+    None when there is no such flow (the store's error stands)."""
+    from exls_core.discovery import fetch_metadata
+    from exls_core.http import new_session
+    from exls_core.registry import load_registry
+    from exls_core.resolver import current_environment, flow_settings, rank
+    from exls_core.session.login import validate_response
+    from exls_core.ui import TerminalUI
+
+    ui = TerminalUI()
+    registry = load_registry(warn=ui.warning)
+    ranked = rank(registry, current_environment(), flow_settings(settings, warn=ui.warning))
+    flow = next(
+        (
+            r.flow
+            for r in ranked
+            if r.available and not r.flow.needs_person and r.flow.implements("exls_flow_renew")
+        ),
+        None,
+    )
+    if flow is None:
+        return None
+    metadata = fetch_metadata(settings)
+    with new_session(settings.http_timeout) as http:
+        request = hook_request(settings, metadata, flow, http=http, ui=ui)
+        response = flow.renew(request)
+    validate_response(
+        metadata,
+        response,
+        issuer=settings.issuer,
+        client_id=settings.client_id,
+        sent_nonce=request.nonce,
+        http_timeout=settings.http_timeout,
+    )
+    return response.access_token

@@ -83,9 +83,11 @@ def complete_login(
     store: SessionStore | None = None,
     jwks: JwksCache | None = None,
     clock: Any = time.time,
+    keep: bool = True,
 ) -> Session:
     """Validate the ID token (or ask userinfo, see validate_response), then replace the
-    stored session; nothing is stored on failure."""
+    stored session; nothing is stored on failure, nor with ``keep=False`` (no store works
+    here, and the flow can trade again on every use)."""
     claims = validate_response(
         metadata,
         response,
@@ -114,6 +116,8 @@ def complete_login(
         kind=WORKLOAD if workload else PERSON,
         identity_issuer=workload.issuer if workload else None,
     )
+    if not keep:
+        return session
     from exls_core.session.locking import session_lock
 
     with session_lock():
