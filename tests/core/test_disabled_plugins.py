@@ -90,3 +90,22 @@ def test_a_disabled_plugin_is_not_imported() -> None:
     loaded = modules(EXLS_DISABLED_PLUGINS="pkce")
     assert not any(m == "exls_flows_pkce" or m.startswith("exls_flows_pkce.") for m in loaded)
     assert "exls_flows_device.plugin" in loaded
+
+
+def test_the_listing_keeps_its_columns_for_long_flow_ids() -> None:
+    from exls_core.commands.flows import listing
+
+    def row(flow_id: str, distribution: str, **extra: object) -> dict[str, object]:
+        base = {"id": flow_id, "distribution": distribution, "version": "1.0.0", "auto": False}
+        return base | {"status": "available", "priority": 50.0, "reason": None} | extra
+
+    lines = listing(
+        [
+            row("acme_smartcard_reader_v2", "acme-exls-smartcard", auto=True, priority=300.0),
+            row("pkce", "exls-flows-pkce", status="unavailable", reason="No browser here"),
+        ]
+    )
+    assert lines == [
+        "* acme_smartcard_reader_v2  acme-exls-smartcard 1.0.0  available, priority 300",
+        "  pkce                      exls-flows-pkce 1.0.0      unavailable: No browser here",
+    ]

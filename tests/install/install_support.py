@@ -88,10 +88,11 @@ class Venv:
 
 @pytest.fixture(scope="session")
 def make_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """make_venv(*project_dirs) -> a Venv with exactly those distributions (not editable)."""
-    made: dict[tuple[Path, ...], Venv] = {}
+    """make_venv(*project_dirs) -> a Venv with exactly those distributions (not editable);
+    a string is a requirement from the package index (``"pytest>=8"``)."""
+    made: dict[tuple[Path | str, ...], Venv] = {}
 
-    def make(*projects: Path) -> Venv:
+    def make(*projects: Path | str) -> Venv:
         if projects in made:
             return made[projects]
         path = tmp_path_factory.mktemp("venv")

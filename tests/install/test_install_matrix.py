@@ -7,10 +7,13 @@ are found only through their entry points, exactly as in the field.
 from __future__ import annotations
 
 import json
+import re
+import shlex
+import subprocess
 from collections.abc import Iterator
 
 import pytest
-from install_support import CORE, DEVICE, EXAMPLE, META, PKCE, PLUGINS, WORKLOAD
+from install_support import CORE, DEVICE, EXAMPLE, META, PKCE, PLUGINS, ROOT, WORKLOAD
 
 from testkit.http_server import FakeServer, QuietHandler
 
@@ -150,6 +153,55 @@ def test_a_flow_setting_from_the_config_file_counts_for_the_check_and_the_run(  
     assert f"refresh_token={secret}" in _FakeProvider.grants[-1]  # the run read the file too
     assert len([line for line in result.stderr.splitlines() if line.startswith(warning)]) == 1
     assert secret not in result.stderr + result.stdout
+
+
+def test_the_example_plugins_own_tests_pass_in_the_sandbox(make_venv) -> None:  # type: ignore[no-untyped-def]
+    """The template plugin authors copy: its tests (the ones docs/plugins.md shows) run
+    against the installed plugin and a real, sandboxed exls (exls_sandbox fixture)."""
+    venv = make_venv(CORE, DEVICE, EXAMPLE, "pytest>=8")
+    result = subprocess.run(
+        [str(venv.path / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=EXAMPLE,
+        env=venv.env(PYTHONDONTWRITEBYTECODE="1"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = result.stdout.strip().splitlines()[-1]
+    assert summary.startswith("6 passed"), summary
+
+
+def transcripts(page: str) -> list[tuple[str, str]]:
+    """(command, output) of each ``$ exls ...`` in the page's ``text`` blocks."""
+    text = (ROOT / "docs" / page).read_text(encoding="utf-8")
+    found = []
+    for block in re.findall(r"^```text\n(.*?)^```$", text, re.MULTILINE | re.DOTALL):
+        for part in re.split(r"^\$ ", block, flags=re.MULTILINE)[1:]:
+            command, _, output = part.partition("\n")
+            found.append((command, output.strip()))
+    return found
+
+
+def test_the_plugin_pages_transcripts_are_what_exls_prints(make_venv) -> None:  # type: ignore[no-untyped-def]
+    """docs/plugins.md shows `exls --version` and `exls auth flows` with the example plugin
+    installed, over SSH without a display: the same install prints exactly that."""
+    venv = make_venv(CORE, PKCE, DEVICE, EXAMPLE)
+    shown = transcripts("plugins.md")
+    assert [command for command, _ in shown] == [
+        "exls --version",
+        "exls auth flows",
+        "EXLS_AUTH_REFRESH_IMPORT_REFRESH_TOKEN=... exls auth flows",
+    ]
+    for command, output in shown:
+        words = shlex.split(command)
+        env = dict(w.split("=", 1) for w in words if "=" in w and w[0].isupper())
+        argv = [w for w in words if w not in {f"{k}={v}" for k, v in env.items()}]
+        assert argv[0] == "exls"
+        env = {k: "rt" if v == "..." else v for k, v in env.items()}
+        result = venv.run(*argv[1:], SSH_CONNECTION="192.0.2.1 50000 192.0.2.2 22", **env)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == output, command
 
 
 def test_broken_plugins_are_skipped_with_a_warning(make_venv) -> None:  # type: ignore[no-untyped-def]

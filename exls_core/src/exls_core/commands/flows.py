@@ -3,10 +3,28 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
 from exls_core.commands.catalog import AUTH
+
+
+def listing(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per flow, in columns as wide as their longest entry (a flow id may be long)."""
+    origins = [f"{row['distribution']} {row['version']}" for row in rows]
+    id_width = max(len(str(row["id"])) for row in rows)
+    origin_width = max(len(origin) for origin in origins)
+    lines = []
+    for row, origin in zip(rows, origins, strict=True):
+        marker = "*" if row["auto"] else " "
+        head = f"{marker} {row['id']:<{id_width}}  {origin:<{origin_width}}"
+        if row["status"] == "available":
+            why = f": {row['reason']}" if row["reason"] else ""
+            lines.append(f"{head}  available, priority {row['priority']:g}{why}")
+        else:
+            lines.append(f"{head}  {row['status']}: {row['reason']}")
+    return lines
 
 
 @click.command(short_help=AUTH["flows"].short_help)
@@ -73,16 +91,6 @@ def flows(as_json: bool) -> None:
     if not rows:
         click.echo("No login flows installed. Install exls-flows-device or exls-flows-pkce.")
         return
-    # Columns as wide as their longest entry: a flow id may be long (acme_smartcard_reader).
-    origins = [f"{row['distribution']} {row['version']}" for row in rows]
-    id_width = max(len(str(row["id"])) for row in rows)
-    origin_width = max(len(origin) for origin in origins)
-    for row, origin in zip(rows, origins, strict=True):
-        marker = "*" if row["auto"] else " "
-        head = f"{marker} {row['id']:<{id_width}}  {origin:<{origin_width}}"
-        if row["status"] == "available":
-            why = f": {row['reason']}" if row["reason"] else ""
-            click.echo(f"{head}  available, priority {row['priority']:g}{why}")
-        else:
-            click.echo(f"{head}  {row['status']}: {row['reason']}")
+    for line in listing(rows):
+        click.echo(line)
     click.echo(f"auto picks: {pick or 'nothing (no flow can run here)'}")

@@ -213,9 +213,13 @@ def persistent_keyring() -> int:
     )
 
 
-def keyring_id(keyring: int) -> int:
-    """The serial of a special keyring (SESSION_KEYRING, USER_KEYRING), created if needed."""
-    return _keyctl("keyctl get_keyring_id", _GET_KEYRING_ID, _serial(keyring), ctypes.c_long(1))
+def keyring_id(keyring: int, *, create: bool = True) -> int:
+    """The serial of a special keyring (SESSION_KEYRING, USER_KEYRING), created if needed.
+    Without ``create``, a process without a session keyring gets the user-session keyring
+    (shared by this user's processes) rather than a new one of its own."""
+    return _keyctl(
+        "keyctl get_keyring_id", _GET_KEYRING_ID, _serial(keyring), ctypes.c_long(int(create))
+    )
 
 
 def join_new_session_keyring() -> int:

@@ -104,32 +104,52 @@ class KernelEntries(Keyring):
     Kernel calls return at once, so they need no thread and no time limit.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "") -> None:
         super().__init__(keyring_backend=self)
         self._keyring: int | None = None
+        self._prefix = prefix  # before each entry's name: a sandbox's keys are its own
+
+    def _open_ring(self) -> int:
+        return kk.persistent_keyring()
 
     def _ring(self) -> int:
         if self._keyring is None:
-            self._keyring = kk.persistent_keyring()
+            self._keyring = self._open_ring()
         return self._keyring
 
     def get(self, name: str) -> str | None:
         with _as_keyring_failure():
-            key = kk.search(self._ring(), name)
+            key = kk.search(self._ring(), self._prefix + name)
             value = kk.read(key) if key is not None else None
         # Anything but the ASCII exls writes fails the chunks' checksum, as it should.
         return value.decode("utf-8", "replace") if value is not None else None
 
     def set(self, name: str, value: str) -> None:
         with _as_keyring_failure():
-            key = kk.add(self._ring(), name, value.encode("utf-8"))
+            key = kk.add(self._ring(), self._prefix + name, value.encode("utf-8"))
             kk.set_permissions(key)  # possessor and user; nothing for group or other
 
     def delete(self, name: str) -> None:
         with _as_keyring_failure():
-            key = kk.search(self._ring(), name)
+            key = kk.search(self._ring(), self._prefix + name)
             if key is not None:
                 kk.invalidate(key)
+
+
+class SandboxEntries(KernelEntries):
+    """A sandbox's entries: keys in the session keyring (this login session's, or the
+    user-session keyring where there is none), never the persistent keyring, named after the
+    sandbox (``exalsius_cli:sandbox-<digest of its directory>:session``...) so that neither
+    the real session nor another sandbox is ever read or written."""
+
+    def __init__(self, home: str) -> None:
+        import hashlib
+
+        digest = hashlib.sha256(os.path.realpath(home).encode()).hexdigest()[:16]
+        super().__init__(prefix=f"sandbox-{digest}:")
+
+    def _open_ring(self) -> int:
+        return kk.keyring_id(kk.SESSION_KEYRING, create=False)
 
 
 class KernelSessionStore(SessionStore):
@@ -143,3 +163,24 @@ class KernelSessionStore(SessionStore):
 
     def login_note(self) -> str | None:
         return login_note()
+
+
+class SandboxSessionStore(SessionStore):
+    """The store of a sandboxed run (``EXLS_SANDBOX``): the kernel store's layout in the
+    session keyring, in memory, gone with the login session, and no token cache."""
+
+    kind = "sandbox"
+
+    def __init__(self, home: str) -> None:
+        super().__init__(SandboxEntries(home))
+        self.home = home
+
+    def backend_name(self) -> str:
+        return f"sandbox {self.home}: Linux kernel session keyring, in memory"
+
+    def login_note(self) -> str | None:
+        return (
+            f"Sandboxed run (EXLS_SANDBOX={self.home}): the session is kept in the kernel "
+            "session keyring, apart from your real one; exls logout removes it, and it is "
+            "gone when this login session ends."
+        )

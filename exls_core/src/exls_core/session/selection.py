@@ -75,7 +75,21 @@ def _kernel_allowed() -> bool:
 
 
 def open_store(settings: Settings) -> SessionStore:
-    """The store for these settings, with the token cache on Linux."""
+    """The store for these settings, with the token cache on Linux; a sandboxed run's own."""
+    from exls_core.paths import SANDBOX_ENV, sandbox_dir
+
+    sandbox = sandbox_dir()
+    if sandbox is not None:  # never the real store or cache, whatever else is configured
+        if sys.platform != "linux":
+            from exls_core.errors import UsageError
+
+            raise UsageError(
+                f"{SANDBOX_ENV} keeps the session in the Linux kernel keyring, which "
+                f"{sys.platform} does not have; unset {SANDBOX_ENV} to use this system's keyring."
+            )
+        from exls_core.session.kernel_store import SandboxSessionStore
+
+        return SandboxSessionStore(sandbox)
     cache = for_settings(settings.token_cache)
     choice = settings.session_store
     if choice == "kernel":

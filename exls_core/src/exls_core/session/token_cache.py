@@ -16,7 +16,8 @@ The store keeps the record coherent (:class:`exls_core.session.store.SessionStor
 write and removal drops it first, a committed write puts the new one, and a reader that
 refills it checks that the store did not change meanwhile. The record also names the store
 version it was taken from (the commit's generation). ``EXLS_TOKEN_CACHE=0`` (or ``[auth]
-token_cache = false``) stops reads and writes; drops still happen.
+token_cache = false``) stops reads and writes; drops still happen. A sandboxed run
+(``EXLS_SANDBOX``) has no cache: it neither reads, writes nor drops the real one.
 """
 
 from __future__ import annotations
@@ -81,7 +82,13 @@ def inputs() -> list[str]:
     return values
 
 
+def _outside_sandbox() -> bool:
+    return not os.environ.get("EXLS_SANDBOX", "").strip()  # paths.SANDBOX_ENV: no cache at all
+
+
 def _allowed_by_environment() -> bool:
+    if not _outside_sandbox():
+        return False
     value = os.environ.get(CACHE_ENV)
     return value is None or value.strip().lower() in _ON  # other values: the full path decides
 
@@ -191,5 +198,8 @@ class TokenCache:
 
 
 def for_settings(enabled: bool) -> TokenCache | None:
-    """The cache for this platform: None off Linux; on Linux one that at least drops."""
-    return TokenCache(enabled) if sys.platform == "linux" else None
+    """The cache for this platform: None off Linux and in a sandboxed run; on Linux one that
+    at least drops."""
+    if sys.platform != "linux" or not _outside_sandbox():
+        return None
+    return TokenCache(enabled)
