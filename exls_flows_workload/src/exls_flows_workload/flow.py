@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 
 from exls_core.plugin import FlowFailed, FlowRequest, TokenResponse, Workload
 from exls_flows_workload import exchange, sources
@@ -18,8 +19,6 @@ def sign_in(request: FlowRequest, environ: Mapping[str, str] = os.environ) -> To
     )
     claims = sources.claims(ci_token)
     response = exchange.trade(request, config, ci_token)
-    from dataclasses import replace
-
     return replace(response, workload=Workload(claims["sub"], claims["iss"]))
 
 
