@@ -43,6 +43,12 @@ session (``request.http``: timeouts, no redirects), the flow's settings
 :func:`describe_network_error` and :func:`plain_text` are the helpers core uses itself.
 A plugin imports nothing else from ``exls_core``.
 
+A flow that signs in no person (a CI job) returns False from ``exls_flow_needs_person``
+(no email prompt, no SSO routing) and names the identity in ``TokenResponse.workload``
+(:class:`Workload`: core then requires no ID token and asks no userinfo). Without a refresh
+token, ``exls_flow_renew`` says how to get a fresh token (core calls it under its session
+lock), and ``exls_flow_revoke`` how to revoke at logout (or that nothing is revocable).
+
 A *routing plugin* (entry-point group ``exls.routing``) maps an email address to the
 organization's SSO connection through :func:`exls_sso_route`.
 
