@@ -20,6 +20,8 @@ from exls_testbed.idp import (
     TOKEN_EXCHANGE_GRANT,
     WORKLOAD_ASSERTION_CLIENT_ID,
     WORKLOAD_CLIENT_ID,
+    WORKLOAD_CLIENT_SECRET,
+    WORKLOAD_SECRET_CLIENT_ID,
     IdpServer,
     TlsFiles,
 )
@@ -213,3 +215,31 @@ def test_where_no_store_works_nothing_is_kept_and_every_token_is_traded_again(
         },
     )
     assert person.returncode == 1 and "Failed to load token" in person.stderr, person.describe()
+
+
+def test_a_confidential_client_sends_its_secret_and_revokes_with_it(
+    idp: IdpServer, exls: ExlsCli, ci: CiIssuer
+) -> None:
+    idp.configure(workload_trust=ci.trust(audience=idp.issuer))
+    job = _job(
+        ci,
+        EXLS_AUTH_CLIENT_ID=WORKLOAD_SECRET_CLIENT_ID,
+        EXLS_AUTH_WORKLOAD_CLIENT_SECRET=WORKLOAD_CLIENT_SECRET,
+    )
+    login = exls.run("login", env=job)
+    assert login.returncode == 0, login.describe()
+    [traded] = idp.token_grants(TOKEN_EXCHANGE_GRANT, succeeded=True)
+    assert traded["params"]["client_id"] == WORKLOAD_SECRET_CLIENT_ID
+    token = exls.run("auth", "token", env=job).stdout.strip()
+    assert idp.introspect(token)["active"] is True
+    logout = exls.run("logout", env=job)
+    assert logout.returncode == 0 and logout.stderr == "Logged out.\n", logout.describe()
+    [revoked] = idp.events("revocation")
+    assert revoked["status"] == 200 and revoked["params"]["client_id"] == WORKLOAD_SECRET_CLIENT_ID
+    assert idp.introspect(token)["active"] is False
+
+    wrong = exls.run("login", env={**job, "EXLS_AUTH_WORKLOAD_CLIENT_SECRET": "not-the-secret"})
+    assert wrong.returncode == 1
+    [error] = _error_lines(wrong)
+    assert "did not accept client exls-ci-confidential (invalid_client" in error
+    assert "not-the-secret" not in wrong.output and WORKLOAD_CLIENT_SECRET not in wrong.output
