@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from exls_testbed.ci_issuer import CiIssuer
-from exls_testbed.cli import ExlsCli, Result
+from exls_testbed.cli import ExlsCli, Result, Timings
 from exls_testbed.idp import (
     TOKEN_EXCHANGE_GRANT,
     WORKLOAD_ASSERTION_CLIENT_ID,
@@ -53,7 +53,11 @@ def _error_lines(result: Result) -> list[str]:
 
 
 def test_a_github_job_signs_in_renews_and_logs_out_with_no_person(
-    idp: IdpServer, exls: ExlsCli, ci: CiIssuer, secret_service: SecretService
+    idp: IdpServer,
+    exls: ExlsCli,
+    ci: CiIssuer,
+    secret_service: SecretService,
+    e2e_timings: Timings,
 ) -> None:
     idp.configure(workload_trust=ci.trust(audience=idp.issuer), access_token_ttl=30)
     job = _job(ci)
@@ -106,6 +110,12 @@ def test_a_github_job_signs_in_renews_and_logs_out_with_no_person(
     assert len({r.stdout for r in tokens}) == 1
     assert len(idp.token_grants(TOKEN_EXCHANGE_GRANT, succeeded=True)) == 4
     final = tokens[0].stdout.strip()
+    e2e_timings.add(
+        "workload",
+        login=login.seconds,
+        renewing_auth_token=renewed.seconds,
+        ten_parallel_auth_tokens_slowest=max(r.seconds for r in tokens),
+    )
 
     logout = exls.run("logout", env=job)
     assert logout.returncode == 0 and logout.stderr == "Logged out.\n", logout.describe()
