@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from exls_core.config import Settings
-    from exls_core.plugin import FlowRequest
+    from exls_core.plugin import FlowRequest, TokenResponse
     from exls_core.registry import Flow
     from exls_core.session.model import Session
 
@@ -39,11 +39,8 @@ def stateless_token(settings: Settings) -> str | None:
     """An access token when no store works here, from the best flow available that needs no
     person and can renew (a CI job): traded anew on every call, validated, kept nowhere.
     None when there is no such flow (the store's error stands)."""
-    from exls_core.discovery import fetch_metadata
-    from exls_core.http import new_session
     from exls_core.registry import load_registry
     from exls_core.resolver import current_environment, flow_settings, rank
-    from exls_core.session.login import validate_response
     from exls_core.ui import TerminalUI
 
     ui = TerminalUI()
@@ -59,11 +56,23 @@ def stateless_token(settings: Settings) -> str | None:
     )
     if flow is None:
         return None
+    response, _ = renewed_response(settings, flow, ui)
+    return response.access_token
+
+
+def renewed_response(
+    settings: Settings, flow: Flow, ui: Any
+) -> tuple[TokenResponse, dict[str, Any]]:
+    """The flow's ``exls_flow_renew`` answer, validated as at login, and its claims."""
+    from exls_core.discovery import fetch_metadata
+    from exls_core.http import new_session
+    from exls_core.session.login import validate_response
+
     metadata = fetch_metadata(settings)
     with new_session(settings.http_timeout) as http:
         request = hook_request(settings, metadata, flow, http=http, ui=ui)
         response = flow.renew(request)
-    validate_response(
+    claims = validate_response(
         metadata,
         response,
         issuer=settings.issuer,
@@ -71,4 +80,4 @@ def stateless_token(settings: Settings) -> str | None:
         sent_nonce=request.nonce,
         http_timeout=settings.http_timeout,
     )
-    return response.access_token
+    return response, claims

@@ -25,29 +25,15 @@ def renew(
     settings: Settings, store: SessionStore, session: Session, clock: Any = time.time
 ) -> Session | None:
     """The renewed session (stored), or None when the session's flow cannot renew."""
-    from exls_core.session.flow_hooks import hook_request, session_flow
+    from exls_core.session.flow_hooks import renewed_response, session_flow
     from exls_core.ui import TerminalUI
 
     ui = TerminalUI()
     flow = session_flow(session, "exls_flow_renew", ui)
     if flow is None:
         return None
-    from exls_core.discovery import fetch_metadata
-    from exls_core.http import new_session
-    from exls_core.session.login import validate_response
-
-    metadata = fetch_metadata(settings)
-    with new_session(settings.http_timeout) as http:
-        request = hook_request(settings, metadata, flow, http=http, ui=ui)
-        response = flow.renew(request)
-    claims = validate_response(
-        metadata,
-        response,
-        issuer=session.issuer,
-        client_id=session.client_id,
-        sent_nonce=request.nonce,
-        http_timeout=settings.http_timeout,
-    )
+    # The settings name the session's issuer and client (refresh.check_matches saw to it).
+    response, claims = renewed_response(settings, flow, ui)
     _check_same(session, response, claims, store)
     renewed = dataclasses.replace(
         session,
