@@ -14,7 +14,7 @@ nox.options.default_venv_backend = "uv"
 nox.options.sessions = ["lint", "types", "tests", "install_matrix", "e2e"]
 nox.options.error_on_missing_interpreters = True
 
-DISTRIBUTIONS = ["exls_core", "exls_flows_pkce", "exls_flows_device"]
+DISTRIBUTIONS = ["exls_core", "exls_flows_pkce", "exls_flows_device", "exls_flows_workload"]
 DEV = ["pytest>=8", "hypothesis>=6.100", "trustme>=1.1", "zxing-cpp>=2.2"]
 E2E = ["pytest>=8", "trustme>=1.1", "selenium>=4.20", "secretstorage>=3.3", "requests"]
 
@@ -41,6 +41,7 @@ def types(session: nox.Session) -> None:
         "exls_core/src/exls_core",
         "exls_flows_pkce/src/exls_flows_pkce",
         "exls_flows_device/src/exls_flows_device",
+        "exls_flows_workload/src/exls_flows_workload",
     )
 
 

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PLUGIN_SOURCES = [
     ROOT / "exls_flows_pkce" / "src",
     ROOT / "exls_flows_device" / "src",
+    ROOT / "exls_flows_workload" / "src",
     ROOT / "examples",
 ]
 CONTRACT = "exls_core.plugin"
@@ -42,7 +43,12 @@ def plugin_files() -> list[Path]:
 
 def test_there_are_plugin_files_to_check() -> None:
     names = {p.parent.name for p in plugin_files()}
-    assert {"exls_flows_pkce", "exls_flows_device", "exls_flow_example"} <= names
+    assert {
+        "exls_flows_pkce",
+        "exls_flows_device",
+        "exls_flows_workload",
+        "exls_flow_example",
+    } <= names
 
 
 @pytest.mark.parametrize("path", plugin_files(), ids=lambda p: str(p.relative_to(ROOT)))

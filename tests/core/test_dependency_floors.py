@@ -21,6 +21,7 @@ PROJECTS = {
     "exls-core": ROOT / "exls_core" / "pyproject.toml",
     "exls-flows-pkce": ROOT / "exls_flows_pkce" / "pyproject.toml",
     "exls-flows-device": ROOT / "exls_flows_device" / "pyproject.toml",
+    "exls-flows-workload": ROOT / "exls_flows_workload" / "pyproject.toml",
     "exls-flow-example": ROOT / "examples" / "exls-flow-example" / "pyproject.toml",
 }
 

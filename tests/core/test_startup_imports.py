@@ -28,6 +28,7 @@ HEAVY = (
     "oauthlib",
     "exls_flows_pkce",
     "exls_flows_device",
+    "exls_flows_workload",
     "importlib.metadata",  # an entry-point scan
 )
 

@@ -27,7 +27,8 @@ import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { parse as parseQuery } from 'node:querystring';
 import { parseArgs } from 'node:util';
 
-import Provider, { interactionPolicy } from 'oidc-provider';
+import Provider, { errors, interactionPolicy } from 'oidc-provider';
+import { createRemoteJWKSet, errors as joseErrors, jwtVerify } from 'jose';
 
 const { values: args } = parseArgs({
   options: {
@@ -53,6 +54,15 @@ const envInt = (name, fallback) => {
 };
 
 const CLIENT_ID = process.env.IDP_CLIENT_ID || 'exls-test-client';
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+const WORKLOAD_CLIENT_ID = 'exls-ci-client';
+const WORKLOAD_SECRET_CLIENT_ID = 'exls-ci-confidential';
+const WORKLOAD_CLIENT_SECRET = 'exls-ci-secret-for-tests-only-0123456789';
+const WORKLOAD_ASSERTION_CLIENT_ID = 'exls-ci-federated';
+const ASSERTION_STAND_IN_SECRET = randomBytes(32).toString('hex'); // never leaves this process
+const INTROSPECTOR_CLIENT_ID = 'exls-test-introspector';
+const INTROSPECTOR_SECRET = 'exls-introspector-secret-for-tests-only';
 const ISSUER_PATH = process.env.IDP_ISSUER_PATH || '';
 const MOUNT = ISSUER_PATH.replace(/\/$/, ''); // where the provider is served: '' or '/realms/acme'
 const DEVICE_FLOW = process.env.IDP_DEVICE_FLOW !== '0';
@@ -62,6 +72,7 @@ const ROUTES = {
   token: `/token${SLASH}`,
   device_authorization: `/device/auth${SLASH}`,
   revocation: `/token/revocation${SLASH}`,
+  introspection: `/token/introspection${SLASH}`,
   userinfo: `/me${SLASH}`,
   jwks: `/jwks${SLASH}`,
 };
@@ -105,6 +116,10 @@ const STARTUP_SETTINGS = Object.freeze({
   // Serve RFC 8414 authorization server metadata (the provider's unpatched metadata) at
   // OAUTH_METADATA_PATH; otherwise that path answers 404.
   oauth_metadata: false,
+  // Workload identity (issue 22): the CI issuer whose tokens the RFC 8693 grant and the
+  // RFC 7523 assertion client accept, {issuer, jwks_uri, audience}; null: trust none.
+  // jwks_uri is fetched over TLS (NODE_EXTRA_CA_CERTS trusts the test CA).
+  workload_trust: null,
 });
 let settings = structuredClone(STARTUP_SETTINGS);
 
@@ -176,6 +191,41 @@ const configuration = {
     response_types: ['code'],
     redirect_uris: REDIRECT_URIS,
     ...(process.env.IDP_CLIENT_SCOPE ? { scope: process.env.IDP_CLIENT_SCOPE } : {}),
+  }, {
+    // Workload identity, RFC 8693: a public client that may only trade a CI token.
+    client_id: WORKLOAD_CLIENT_ID,
+    client_name: 'exls CI (token exchange)',
+    token_endpoint_auth_method: 'none',
+    grant_types: [TOKEN_EXCHANGE],
+    response_types: [],
+    redirect_uris: [],
+  }, {
+    // The same with client authentication (client_secret_post), as some providers require.
+    client_id: WORKLOAD_SECRET_CLIENT_ID,
+    client_secret: WORKLOAD_CLIENT_SECRET,
+    client_name: 'exls CI (token exchange, confidential)',
+    token_endpoint_auth_method: 'client_secret_post',
+    grant_types: [TOKEN_EXCHANGE],
+    response_types: [],
+    redirect_uris: [],
+  }, {
+    // RFC 7523 assertion mode (Entra ID federated credential style): client_credentials with
+    // the CI token as client_assertion; the pre-processing below checks the assertion.
+    client_id: WORKLOAD_ASSERTION_CLIENT_ID,
+    client_secret: ASSERTION_STAND_IN_SECRET,
+    client_name: 'exls CI (federated client assertion)',
+    token_endpoint_auth_method: 'client_secret_post',
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+  }, {
+    // A resource server that introspects tokens (RFC 7662) in the tests.
+    client_id: INTROSPECTOR_CLIENT_ID,
+    client_secret: INTROSPECTOR_SECRET,
+    token_endpoint_auth_method: 'client_secret_post',
+    grant_types: [],
+    response_types: [],
+    redirect_uris: [],
   }],
   routes: ROUTES,
   jwks: { keys: [signingKey] },
@@ -198,7 +248,9 @@ const configuration = {
     devInteractions: { enabled: true },
     deviceFlow: { enabled: DEVICE_FLOW },
     revocation: { enabled: true },
+    introspection: { enabled: true },
     userinfo: { enabled: true },
+    clientCredentials: { enabled: true },
     // Auth0-style `audience` (or RFC 8707 `resource`) names an API: its access token is then a
     // JWT with aud=<audience>. Without one, access tokens are opaque (userinfo accepts them).
     resourceIndicators: {
@@ -245,6 +297,68 @@ await new Promise((resolve, reject) => {
 const { port } = server.address();
 const issuer = `https://${args.host}:${port}${ISSUER_PATH}`;
 const provider = new Provider(issuer, configuration);
+
+// --- Workload identity (issue 22) -----------------------------------------------------------
+// A CI job's token (GitHub Actions, GitLab CI, a Kubernetes service account) is trusted when the
+// issuer named in settings.workload_trust signed it for its audience. Two ways to trade it:
+// RFC 8693 token exchange (a grant of its own, for exls-ci-client / exls-ci-confidential) and
+// RFC 7523 client authentication (client_credentials with the CI token as client_assertion, for
+// exls-ci-federated, as Entra ID's federated credentials do).
+const ID_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:id_token';
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+const remoteKeySets = new Map();
+
+const oauthError = (Kind, description) => Object.assign(new Kind(), { error_description: description });
+
+async function verifyWorkloadToken(token, Kind) {
+  const trust = settings.workload_trust;
+  if (!trust) throw oauthError(Kind, 'no workload identity issuer is trusted');
+  if (!remoteKeySets.has(trust.jwks_uri)) {
+    remoteKeySets.set(trust.jwks_uri, createRemoteJWKSet(new URL(trust.jwks_uri), { cooldownDuration: 0 }));
+  }
+  try {
+    const { payload } = await jwtVerify(String(token ?? ''), remoteKeySets.get(trust.jwks_uri), {
+      issuer: trust.issuer, audience: trust.audience, algorithms: ['RS256'],
+    });
+    if (typeof payload.sub !== 'string' || !payload.sub) throw new joseErrors.JWTClaimValidationFailed('no sub', payload, 'sub');
+    return payload;
+  } catch (err) {
+    if (!(err instanceof joseErrors.JOSEError)) throw err;
+    throw oauthError(Kind, `the workload token is not trusted (${err.code})`);
+  }
+}
+
+provider.registerGrantType(TOKEN_EXCHANGE, async (ctx) => {
+  const { params, client } = ctx.oidc;
+  const expectedType = settings.workload_trust?.subject_token_type ?? ID_TOKEN_TYPE;
+  if (params.subject_token_type !== expectedType) {
+    throw oauthError(errors.InvalidRequest, `unsupported subject_token_type (expected ${expectedType})`);
+  }
+  const claims = await verifyWorkloadToken(params.subject_token, errors.InvalidGrant);
+  const audiences = settings.workload_trust.api_audiences;
+  if (params.audience && Array.isArray(audiences) && !audiences.includes(params.audience)) {
+    throw oauthError(errors.InvalidTarget, `unknown audience ${params.audience}`);
+  }
+  const allowed = new Set(['openid', ...settings.api_scopes.split(' ').filter(Boolean)]);
+  const scope = String(params.scope ?? '').split(' ').filter((s) => allowed.has(s)).join(' ') || undefined;
+  const grant = new provider.Grant({ accountId: claims.sub, clientId: client.clientId });
+  grant.addOIDCScope('openid');
+  const grantId = await grant.save();
+  const token = new provider.AccessToken({
+    accountId: claims.sub, client, grantId, gty: 'token_exchange', scope,
+    extra: { workload_iss: claims.iss, ...(params.audience ? { api_audience: params.audience } : {}) },
+  });
+  ctx.oidc.entity('AccessToken', token);
+  const value = await token.save();
+  ctx.body = {
+    access_token: value,
+    issued_token_type: ACCESS_TOKEN_TYPE,
+    token_type: 'Bearer',
+    expires_in: token.expiration,
+    ...(scope ? { scope } : {}),
+  };
+}, ['subject_token', 'subject_token_type', 'audience', 'scope', 'requested_token_type',
+  'actor_token', 'actor_token_type']);
 
 const ADMIN = '/__test__/';
 const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
@@ -319,7 +433,7 @@ provider.use(async (ctx, next) => {
     }
     case 'POST lookup': {
       const { token } = JSON.parse((await readRaw(ctx.req)) || '{}');
-      for (const kind of ['RefreshToken', 'AccessToken']) {
+      for (const kind of ['RefreshToken', 'AccessToken', 'ClientCredentials']) {
         // eslint-disable-next-line no-await-in-loop
         const found = await provider[kind].find(token, { ignoreExpiration: true });
         if (found) {
@@ -351,6 +465,25 @@ provider.use(async (ctx, next) => {
     // Parse the form here so faults can match on it; oidc-provider then reuses req.body.
     ctx.req.body = parseQuery(await readRaw(ctx.req));
     params = { ...params, ...ctx.req.body };
+  }
+
+  // RFC 7523 stand-in: check the federated client's assertion (the CI token), then let the
+  // provider authenticate the client with a secret only this process knows.
+  if (route === 'token' && params.client_assertion_type === JWT_BEARER
+      && params.client_id === WORKLOAD_ASSERTION_CLIENT_ID) {
+    try {
+      const claims = await verifyWorkloadToken(params.client_assertion, errors.InvalidClient);
+      ctx.state.workloadSubject = claims.sub;
+    } catch (err) {
+      if (!(err instanceof errors.InvalidClient)) throw err;
+      ctx.status = 401;
+      ctx.body = { error: 'invalid_client', error_description: err.error_description };
+      ctx.set('cache-control', 'no-store');
+      recordEvent(ctx, route, params);
+      return;
+    }
+    const { client_assertion: _a, client_assertion_type: _t, ...rest } = ctx.req.body;
+    ctx.req.body = { ...rest, client_secret: ASSERTION_STAND_IN_SECRET };
   }
 
   if (route) {

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-META = ROOT  # the `exls` distribution: pins the three below at matching versions
+META = ROOT  # the `exls` distribution: pins the four below at matching versions
 CORE = ROOT / "exls_core"
 PKCE = ROOT / "exls_flows_pkce"
 DEVICE = ROOT / "exls_flows_device"
+WORKLOAD = ROOT / "exls_flows_workload"
 EXAMPLE = ROOT / "examples" / "exls-flow-example"
 PLUGINS = ROOT / "tests" / "plugins"
 

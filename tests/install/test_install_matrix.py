@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from install_support import CORE, DEVICE, EXAMPLE, META, PKCE, PLUGINS, ROOT
+from install_support import CORE, DEVICE, EXAMPLE, META, PKCE, PLUGINS, ROOT, WORKLOAD
 
 from testkit.http_server import FakeServer, QuietHandler
 
@@ -24,17 +24,19 @@ GUI = {"DISPLAY": ":0", "BROWSER": "firefox"}
 HEADLESS: dict[str, str] = {}
 
 
-def test_full_install_offers_both_flows_and_prefers_the_browser(make_venv) -> None:  # type: ignore[no-untyped-def]
-    venv = make_venv(META, CORE, PKCE, DEVICE)  # what `pip install exls` gives
+def test_full_install_offers_the_flows_and_prefers_the_browser(make_venv) -> None:  # type: ignore[no-untyped-def]
+    venv = make_venv(META, CORE, PKCE, DEVICE, WORKLOAD)  # what `pip install exls` gives
     assert list(venv.path.glob("lib/python*/site-packages/exls-0.1.0.dist-info"))
     version = venv.run("--version")
     assert version.returncode == 0
     assert "flow device_code: exls-flows-device 0.1.0" in version.stdout
     assert "flow pkce: exls-flows-pkce 0.1.0" in version.stdout
+    assert "flow workload: exls-flows-workload 0.1.0" in version.stdout
     listing = venv.flows_json(**GUI)
     assert {row["id"]: row["status"] for row in listing["flows"]} == {
         "pkce": "available",
         "device_code": "available",
+        "workload": "unavailable",  # no CI token here
     }
     assert listing["auto"] == "pkce"
     assert venv.flows_json(**HEADLESS)["auto"] == "device_code"

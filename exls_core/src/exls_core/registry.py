@@ -109,9 +109,47 @@ class Flow:
             ) from exc
         return None
 
-    def run(self, request: contract.FlowRequest) -> contract.TokenResponse:
+    def implements(self, hook: str) -> bool:
+        return any(
+            impl.plugin is self._plugin for impl in getattr(self._pm.hook, hook).get_hookimpls()
+        )
+
+    @property
+    def needs_person(self) -> bool:
+        """False for a flow that signs in a workload (exls_flow_needs_person)."""
         try:
-            result = self._call("exls_flow_run", request=request)
+            answer = self._call("exls_flow_needs_person")
+        except Exception as exc:
+            raise PluginError(
+                f"flow '{self.id}' ({self.entry.origin}): exls_flow_needs_person raised "
+                f"{_describe(exc)}"
+            ) from exc
+        return answer is not False
+
+    def renew(self, request: contract.FlowRequest) -> contract.TokenResponse:
+        """A fresh token response without a refresh token (exls_flow_renew)."""
+        return self._checked("exls_flow_renew", request=request)
+
+    def revoke(self, request: contract.FlowRequest, access_token: str) -> bool:
+        """exls_flow_revoke: True revoked, False nothing to revoke; FlowFailed on refusal."""
+        try:
+            answer = self._call("exls_flow_revoke", request=request, access_token=access_token)
+        except ExlsError:
+            raise
+        except Exception as exc:
+            if strict_plugins():
+                raise
+            raise PluginError(
+                f"flow '{self.id}' ({self.entry.origin}): exls_flow_revoke raised {_describe(exc)}"
+            ) from exc
+        return bool(answer)
+
+    def run(self, request: contract.FlowRequest) -> contract.TokenResponse:
+        return self._checked("exls_flow_run", request=request)
+
+    def _checked(self, hook: str, **kwargs: Any) -> contract.TokenResponse:
+        try:
+            result = self._call(hook, **kwargs)
         except (ExlsError, EOFError):  # FlowFailed, FlowFallback, core's errors; end of input
             raise
         except Exception as exc:
@@ -127,7 +165,7 @@ class Flow:
         if not isinstance(result, contract.TokenResponse):
             raise PluginError(
                 f"flow '{self.id}' ({self.entry.origin}) returned {type(result).__name__} "
-                "from exls_flow_run instead of a TokenResponse"
+                f"from {hook} instead of a TokenResponse"
             )
         return result
 

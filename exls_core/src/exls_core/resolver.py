@@ -92,6 +92,7 @@ class Ranked:
     flow: Flow
     priority: float | None
     reason: str | None  # why it is unavailable, or why it suits this place (when it says)
+    mention: bool = True  # say why it is unavailable at login (FlowUnavailable.mention)
 
     @property
     def available(self) -> bool:
@@ -109,7 +110,7 @@ def rank(
             available = flow.priority(_env_for(flow, env, settings_for))
             ranked.append(Ranked(flow, available.priority, available.reason))
         except FlowUnavailable as exc:
-            ranked.append(Ranked(flow, None, str(exc) or "not available here"))
+            ranked.append(Ranked(flow, None, str(exc) or "not available here", exc.mention))
         except PluginError as exc:
             registry.mark_broken(flow, exc.message)
     ranked.sort(key=lambda r: (r.priority is None, -(r.priority or 0.0), r.flow.id))
@@ -158,7 +159,7 @@ def _why_auto(ranked: list[Ranked]) -> str:
     best = next(r for r in ranked if r.available)
     if best.reason:  # the chosen flow's own word, never another flow's
         return f"Using the {best.flow.title}: {best.reason}."
-    skipped = [r.reason for r in ranked if not r.available and r.reason]
+    skipped = [r.reason for r in ranked if not r.available and r.reason and r.mention]
     if skipped:
         return f"{'; '.join(skipped)}: using the {best.flow.title}."
     return f"Using the {best.flow.title}, the best flow available here."
@@ -239,3 +240,31 @@ def run_flows(
             said = " ".join(filter(None, (exc.message, exc.hint)))
             notify(f"{said} Falling back to {following.title}...")
     raise AssertionError("unreachable: run_flows needs at least one flow")
+
+
+def flow_request(
+    settings: Settings,
+    metadata: Mapping[str, Any],
+    flow_settings: FlowSettings,
+    *,
+    nonce: str,
+    ui: Any,
+    http: Any,
+    **fields: Any,
+) -> FlowRequest:
+    """The request core hands a flow, for a login, a renewal or a logout: the configured
+    issuer, client, scopes and audience, and the flow's own settings (from
+    :func:`flow_settings`). ``fields``: the login's own (email, routing parameters...)."""
+    return FlowRequest(
+        issuer=settings.issuer,
+        metadata=metadata,
+        client_id=settings.client_id,
+        scopes=settings.scopes,
+        nonce=nonce,
+        ui=ui,
+        http=http,
+        settings=flow_settings,
+        audience=settings.audience,
+        http_timeout=settings.http_timeout,
+        **fields,
+    )

@@ -17,6 +17,13 @@ import requests
 
 IDP_DIR = Path(__file__).resolve().parents[2] / "idp"
 CLIENT_ID = "exls-test-client"
+# Workload identity clients of server.mjs (issue 22).
+WORKLOAD_CLIENT_ID = "exls-ci-client"
+WORKLOAD_SECRET_CLIENT_ID = "exls-ci-confidential"
+WORKLOAD_CLIENT_SECRET = "exls-ci-secret-for-tests-only-0123456789"
+WORKLOAD_ASSERTION_CLIENT_ID = "exls-ci-federated"
+INTROSPECTOR = ("exls-test-introspector", "exls-introspector-secret-for-tests-only")
+TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 
@@ -145,7 +152,8 @@ class IdpServer:
         # server.mjs serves the provider under IDP_ISSUER_PATH (e.g. /realms/acme) when set
         self.issuer = f"https://127.0.0.1:{self.port}{self.env.get('IDP_ISSUER_PATH', '')}"
         stdout_path = self.workdir / "idp.stdout"
-        env = {**os.environ, **self.env}
+        # NODE_EXTRA_CA_CERTS: the provider fetches a stand-in CI issuer's keys over TLS.
+        env = {**os.environ, "NODE_EXTRA_CA_CERTS": str(self.tls.ca_path), **self.env}
         env.pop("NODE_OPTIONS", None)  # a debugger/inspector flag from the caller breaks startup
         fd = self._socket.fileno()
         with stdout_path.open("wb") as out, self.log_path.open("ab") as log:
@@ -333,6 +341,19 @@ class IdpServer:
         "times": 1} or {"route": "token", "delay_ms": 3000}.
         """
         result: dict[str, Any] = self._admin("POST", "config", settings)
+        return result
+
+    def introspect(self, token: str) -> dict[str, Any]:
+        """RFC 7662 introspection, as a resource server would ask: {"active", "sub", ...}."""
+        client_id, secret = INTROSPECTOR
+        with self.session() as http:
+            response = http.post(
+                self.url("/token/introspection"),
+                data={"token": token, "client_id": client_id, "client_secret": secret},
+                timeout=30,
+            )
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
         return result
 
     def lookup(self, token: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -60,13 +61,10 @@ def login(
     enabled, off = split_disabled(flow_entries())
     require_installed(requested, {e.name for e in enabled}, {e.name for e in off})
 
-    from exls_core.email import ask_email
-
-    address = ask_email(email, ui)
     _login(
         settings,
         requested,
-        address,
+        email,
         organization or settings.organization,
         ui,
         show_qr=not no_qr,
@@ -91,7 +89,7 @@ def _import_in_background() -> Any:
 def _login(
     settings: Any,
     requested: str,
-    email: str,
+    email: str | None,
     organization: str | None,
     ui: Any,
     *,
@@ -108,6 +106,7 @@ def _login(
         choose,
         current_environment,
         fit_provider,
+        flow_request,
         flow_settings,
         run_flows,
         servable_flows,
@@ -130,10 +129,19 @@ def _login(
     options = {} if show_qr else {"qr": False}  # --no-qr
     settings_for = flow_settings(settings, options, warn=ui.warning)
     choice = choose(registry, requested, env, settings_for)
-    route = resolve_route(email, settings, registry, organization=organization, warn=ui.warning)
-    ui.message(route.announcement)
+    person = choice.flows[0].needs_person
+    if person:
+        from exls_core.email import ask_email
+
+        email = ask_email(email, ui)
+        route = resolve_route(email, settings, registry, organization=organization, warn=ui.warning)
+        ui.message(route.announcement)
+        params = route.params
+    else:  # a workload: nobody to ask, nothing to route, and no interactive flow after it
+        choice = replace(choice, flows=[f for f in choice.flows if not f.needs_person])
+        email, params = None, {}
     store = open_store(settings)
-    store.check_usable()  # no point signing in when the tokens cannot be kept
+    unkept = _unusable_store(store, None if person else choice.flows)
     metadata = fetch_metadata(settings, warn=ui.warning)
     flows, unsupported = fit_provider(choice.flows, metadata, explicit=requested != AUTO)
     servable = servable_flows(registry, metadata)
@@ -154,19 +162,15 @@ def _login(
                 http_timeout=settings.http_timeout,
             )
 
-        return FlowRequest(
-            issuer=settings.issuer,
-            metadata=metadata,
-            client_id=settings.client_id,
-            scopes=settings.scopes,
+        return flow_request(
+            settings,
+            metadata,
+            settings_for(flow.id),
             nonce=nonce,
             ui=ui,
             http=http,
-            settings=settings_for(flow.id),
-            audience=settings.audience,
             email=email,
-            extra_params=route.params,
-            http_timeout=settings.http_timeout,
+            extra_params=params,
             launch_browser=launch_browser,
             other_flows=tuple(other for other in servable if other != flow.id),
             check_tokens=check_tokens,
@@ -186,9 +190,34 @@ def _login(
         # An interpreter exiting while a daemon thread imports native modules can abort
         # (seen as SIGABRT when a login failed fast): let the imports finish first.
         warm_up.join(10)
-    session = complete_login(settings, metadata, request, response, flow_id=flow.id, store=store)
-    remember_email(email)
+    session = complete_login(
+        settings, metadata, request, response, flow_id=flow.id, store=store, keep=not unkept
+    )
+    if email:
+        remember_email(email)
     ui.message(f"Logged in as {session.display_name}")
-    note = store.login_note()
+    note = (
+        store.login_note()
+        if not unkept
+        else (
+            f"Nothing was kept: no session store works here ({unkept.rstrip('.')}); "
+            f"every exls auth token trades again with the {flow.title}."
+        )
+    )
     if note:
         ui.message(note)
+
+
+def _unusable_store(store: Any, workload_flows: list[Any] | None) -> str | None:
+    """None when the store can keep a session. Otherwise why not, when every flow to try
+    needs no person and can renew without one (a CI job trades again on every use); for
+    anything else, the store's error: no point signing in when the tokens cannot be kept."""
+    from exls_core.session import StoreError
+
+    try:
+        store.check_usable()
+    except StoreError as exc:
+        if not workload_flows or not all(f.implements("exls_flow_renew") for f in workload_flows):
+            raise
+        return exc.message
+    return None

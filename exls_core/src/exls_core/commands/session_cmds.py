@@ -160,6 +160,9 @@ def status(as_json: bool) -> None:
             "expired": left <= 0,
             "refreshable": bool(session.refresh_token),
             "scopes": list(session.scopes),
+            "audience": session.audience,
+            "kind": session.kind,
+            "identity_issuer": session.identity_issuer,
             "flow": session.flow,
             "logged_in_at": _iso(session.logged_in_at),
             "session_store": store.kind,
@@ -174,14 +177,16 @@ def status(as_json: bool) -> None:
         expiry = f"{_iso(session.expires_at)} ({_relative(left)})"
     else:
         expiry = f"{_iso(session.expires_at)} (expired {_relative(left)})"
-    if session.refresh_token:
+    if session.refresh_token or session.is_workload:  # a workload's flow trades again
         expiry += ", renewed automatically" if left > 0 else ", renewed on next use"
     click.echo(f"Logged in as {session.display_name}")
     rows = [
         ("subject", session.subject),
+        *([("identity", f"workload of {session.identity_issuer}")] if session.is_workload else []),
         ("issuer", session.issuer),
         ("expires", expiry),
         ("scopes", " ".join(session.scopes)),
+        *([("audience", session.audience)] if session.audience else []),
         ("flow", session.flow),
         ("keyring", backend + (" (stores tokens unencrypted)" if plaintext else "")),
     ]

@@ -43,6 +43,12 @@ session (``request.http``: timeouts, no redirects), the flow's settings
 :func:`describe_network_error` and :func:`plain_text` are the helpers core uses itself.
 A plugin imports nothing else from ``exls_core``.
 
+A flow that signs in no person (a CI job) returns False from ``exls_flow_needs_person``
+(no email prompt, no SSO routing) and names the identity in ``TokenResponse.workload``
+(:class:`Workload`: core then requires no ID token and asks no userinfo). Without a refresh
+token, ``exls_flow_renew`` says how to get a fresh token (core calls it under its session
+lock), and ``exls_flow_revoke`` how to revoke at logout (or that nothing is revocable).
+
 A *routing plugin* (entry-point group ``exls.routing``) maps an email address to the
 organization's SSO connection through :func:`exls_sso_route`.
 
@@ -68,6 +74,7 @@ from exls_core.plugin.hooks import (
     FLOW_GROUP,
     PRIORITY_DEVICE_CODE,
     PRIORITY_PKCE,
+    PRIORITY_WORKLOAD,
     PROJECT,
     ROUTING_GROUP,
     FlowSpec,
@@ -83,6 +90,7 @@ from exls_core.plugin.response import (
     FlowUnavailable,
     NonceCheck,
     TokenResponse,
+    Workload,
 )
 from exls_core.plugin.settings import FlowSettings
 
@@ -91,6 +99,7 @@ __all__ = [
     "LOOPBACK_HOSTS",
     "PRIORITY_DEVICE_CODE",
     "PRIORITY_PKCE",
+    "PRIORITY_WORKLOAD",
     "PROJECT",
     "REDACTED",
     "ROUTING_GROUP",
@@ -109,6 +118,7 @@ __all__ = [
     "SSORoute",
     "StatusLine",
     "TokenResponse",
+    "Workload",
     "describe_network_error",
     "hookimpl",
     "hookspec",

@@ -22,6 +22,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 # Conventional priorities, so third-party flows can place themselves between the built-ins.
 PRIORITY_PKCE = 100
 PRIORITY_DEVICE_CODE = 50
+# Above every interactive flow: a job with its own identity never waits on a person.
+PRIORITY_WORKLOAD = 1000
 
 
 class FlowSpec:
@@ -65,6 +67,42 @@ class FlowSpec:
         8414 metadata). Called after discovery and before any flow runs: a flow named with
         ``--auth-flow`` then fails with the reason, and ``auto`` never falls back into it.
         Must be fast: no network, no prompts.
+        """
+
+    @hookspec(firstresult=True)
+    def exls_flow_needs_person(self) -> bool:  # type: ignore[empty-body]
+        """Return False when nobody signs in: a workload (a CI job) with an identity of its own.
+
+        Optional; defaults to True. Core then asks no email address and does no SSO
+        routing, and under ``auto`` tries no interactive flow after this one (a job never
+        waits on a device code). Return the workload in ``TokenResponse.workload``.
+        """
+
+    @hookspec(firstresult=True)
+    def exls_flow_renew(self, request: FlowRequest) -> TokenResponse:  # type: ignore[empty-body]
+        """Return a fresh token response for a session that has no refresh token.
+
+        Optional. Core calls it from ``exls auth token`` (and every caller of the session
+        API) when the access token is within the refresh margin, holding the cross-process
+        session lock after re-reading the store, so concurrent processes renew once. No
+        person is there: never prompt. ``request`` is built as for a login (``email`` is
+        None). Core validates the answer as at login, and a workload must be the same one
+        (``subject`` and ``issuer``) or the session is removed. Without this hook a session
+        without a refresh token ends when its access token does.
+        """
+
+    @hookspec(firstresult=True)
+    def exls_flow_revoke(  # type: ignore[empty-body]
+        self, request: FlowRequest, access_token: str
+    ) -> bool:
+        """Revoke the session's access token at logout; return False when nothing is revocable.
+
+        Optional. Without it core revokes the tokens itself (RFC 7009, as a public client:
+        ``client_id`` and no client authentication) where the provider has a revocation
+        endpoint. Implement it when revocation needs what only the flow knows (client
+        authentication). Return True when revoked, False when there is nothing to revoke
+        (core says nothing), raise FlowFailed(reason) when the provider refused; core
+        removes the stored session in every case.
         """
 
 

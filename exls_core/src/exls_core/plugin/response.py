@@ -11,7 +11,16 @@ from exls_core.errors import ExlsError
 
 
 class FlowUnavailable(Exception):
-    """Raised by :func:`exls_flow_priority`: this flow cannot run here; the message says why."""
+    """Raised by :func:`exls_flow_priority`: this flow cannot run here; the message says why.
+
+    ``exls auth flows`` always shows the reason. ``exls login`` says it too, before the flow
+    it chose instead, unless ``mention=False``: for a flow that is simply not meant for this
+    place (the workload flow outside CI), where the reason would be noise to a person.
+    """
+
+    def __init__(self, reason: str = "", *, mention: bool = True) -> None:
+        super().__init__(reason)
+        self.mention = mention
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,25 @@ class NonceCheck(Enum):
 
 
 @dataclass(frozen=True)
+class Workload:
+    """A non-person identity a flow signed in as: a CI job, a service account.
+
+    ``subject`` and ``issuer`` are those of the workload's own token (a GitHub Actions job is
+    ``repo:acme/train:ref:refs/heads/main`` from ``https://token.actions.githubusercontent.com``),
+    which the identity provider verified when it traded it. With a workload core neither
+    requires an ID token nor asks userinfo (an ID token that comes anyway is still checked);
+    it stores the session as a workload, and a renewal must name the same one.
+    """
+
+    subject: str
+    issuer: str
+
+    def __post_init__(self) -> None:
+        if not all(isinstance(v, str) and v for v in (self.subject, self.issuer)):
+            raise TypeError("Workload needs a non-empty subject and issuer")
+
+
+@dataclass(frozen=True)
 class TokenResponse:
     """What a flow hands back to core: the token endpoint's answer (RFC 6749 5.1)."""
 
@@ -74,6 +102,8 @@ class TokenResponse:
     """How core checks the ID token's nonce; see :class:`NonceCheck`. Only a
     ``NOT_IN_PROTOCOL`` answer may lack ``id_token``: core then identifies the user at the
     userinfo endpoint."""
+    workload: Workload | None = None
+    """Set by a flow that signs in a workload, not a person (see :class:`Workload`)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.nonce_check, NonceCheck):  # e.g. a nonce string or a bool
@@ -83,7 +113,11 @@ class TokenResponse:
 
     @classmethod
     def from_json(
-        cls, body: Mapping[str, Any], *, nonce_check: NonceCheck = NonceCheck.REQUIRED
+        cls,
+        body: Mapping[str, Any],
+        *,
+        nonce_check: NonceCheck = NonceCheck.REQUIRED,
+        workload: Workload | None = None,
     ) -> TokenResponse:
         """Build from a token endpoint JSON body; raises FlowFailed when it is not one.
 
@@ -116,6 +150,7 @@ class TokenResponse:
             id_token=text("id_token"),
             scope=text("scope"),
             nonce_check=nonce_check,
+            workload=workload,
         )
 
     def __repr__(self) -> str:  # never let a token reach a log or a traceback

@@ -6,7 +6,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from exls_core.session.model import Session, expiry
+from exls_core.session.model import PERSON, WORKLOAD, Session, expiry
 from exls_core.session.selection import open_store
 from exls_core.session.store import SessionStore
 from exls_core.session.validation import (
@@ -50,6 +50,9 @@ def validate_response(
     ``sent_nonce`` is ``request.nonce``, which core generated: never a value from the flow.
     Without an ID token from a flow without a nonce (the device grant): the userinfo claims.
     """
+    if not response.id_token and response.workload is not None:
+        # A workload, as the flow names it: no person to identify (an ID token would be checked).
+        return {"sub": response.workload.subject, "iss": response.workload.issuer}
     if not response.id_token:
         from exls_core.session import userinfo
 
@@ -80,9 +83,11 @@ def complete_login(
     store: SessionStore | None = None,
     jwks: JwksCache | None = None,
     clock: Any = time.time,
+    keep: bool = True,
 ) -> Session:
     """Validate the ID token (or ask userinfo, see validate_response), then replace the
-    stored session; nothing is stored on failure."""
+    stored session; nothing is stored on failure, nor with ``keep=False`` (no store works
+    here, and the flow can trade again on every use)."""
     claims = validate_response(
         metadata,
         response,
@@ -94,6 +99,7 @@ def complete_login(
     )
     now = clock()
     email = claims.get("email")
+    workload = response.workload
     session = Session(
         issuer=request.issuer,
         client_id=request.client_id,
@@ -103,10 +109,15 @@ def complete_login(
         id_token=response.id_token,
         scopes=tuple(response.scope.split()) if response.scope else tuple(request.scopes),
         flow=flow_id,
-        subject=claims["sub"],
-        email=email if isinstance(email, str) and email else None,
+        subject=workload.subject if workload else claims["sub"],
+        email=None if workload else email if isinstance(email, str) and email else None,
         logged_in_at=now,
+        audience=request.audience,
+        kind=WORKLOAD if workload else PERSON,
+        identity_issuer=workload.issuer if workload else None,
     )
+    if not keep:
+        return session
     from exls_core.session.locking import session_lock
 
     with session_lock():

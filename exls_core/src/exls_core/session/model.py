@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from typing import Any
 
 SESSION_FORMAT = 1
 DEFAULT_LIFETIME = 3600.0  # when a provider omits expires_in (RFC 6749 5.1 lets it)
+PERSON, WORKLOAD = "person", "workload"  # Session.kind
 
 
 def expiry(now: float, expires_in: float | None) -> float:
@@ -29,9 +30,18 @@ class Session:
     subject: str
     email: str | None
     logged_in_at: float
+    audience: str | None = None  # the API the access token is for (EXLS_AUTH_AUDIENCE)
+    kind: str = PERSON  # PERSON, or WORKLOAD (a CI job: subject and identity_issuer name it)
+    identity_issuer: str | None = None  # a workload's own issuer (its CI platform)
+
+    @property
+    def is_workload(self) -> bool:
+        return self.kind == WORKLOAD
 
     @property
     def display_name(self) -> str:
+        if self.is_workload:
+            return f"workload {self.subject}"
         return self.email or self.subject
 
     def expires_within(self, seconds: float, now: float) -> bool:
@@ -68,14 +78,20 @@ class Session:
             if data["format"] != SESSION_FORMAT:
                 raise ValueError("unknown session format")
             # Unknown keys are ignored: a newer exls may have added some.
-            values = {f.name: data[f.name] for f in fields(cls)}
+            # Fields with a default may be missing: a session stored by an older exls.
+            values = {
+                f.name: data[f.name] if f.default is MISSING else data.get(f.name, f.default)
+                for f in fields(cls)
+            }
             values["scopes"] = tuple(values["scopes"])
             session = cls(**values)
         except (TypeError, KeyError, AttributeError) as exc:
             raise ValueError("not a session") from exc
         texts = (session.issuer, session.client_id, session.access_token, session.flow)
-        if not all(isinstance(t, str) and t for t in texts) or not isinstance(
-            session.expires_at, int | float
+        if (
+            not all(isinstance(t, str) and t for t in texts)
+            or not isinstance(session.expires_at, int | float)
+            or session.kind not in (PERSON, WORKLOAD)
         ):
             raise ValueError("not a session")
         return session

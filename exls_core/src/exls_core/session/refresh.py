@@ -159,7 +159,16 @@ def get_token_and_expiry(
         if cached is not None:
             return cached
     store = store or open_store(settings)
-    found = store.load_hot()
+    try:
+        found = store.load_hot()
+    except StoreError:
+        # No store works here: a flow that needs nobody may trade again (see flow_hooks).
+        from exls_core.session.flow_hooks import stateless_token
+
+        traded = stateless_token(settings)
+        if traded is None:
+            raise
+        return traded
     if found is None:
         raise NotLoggedIn()
     if isinstance(found, HotRecord):
@@ -200,7 +209,13 @@ def _refresh(
     settings: Settings, store: SessionStore, session: Session, clock: Clock, force: bool = False
 ) -> Session:
     """force: the API refused the current token; a session without a refresh token is over."""
-    if not session.refresh_token:  # some providers issue none: use the token while it lasts
+    if not session.refresh_token:
+        from exls_core.session.renew import renew
+
+        renewed = renew(settings, store, session, clock)  # the flow may know how
+        if renewed is not None:
+            return renewed
+        # Some providers issue no refresh token: use the access token while it lasts.
         if not force and not session.expires_within(0, clock()):
             return session
         raise SessionExpired()

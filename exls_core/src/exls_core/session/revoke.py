@@ -70,11 +70,16 @@ def revoke_tokens(session: Session, metadata: Mapping[str, Any], timeout: float)
 def _revoke(settings: Settings, session: Session) -> str | None:
     from exls_core.discovery import fetch_metadata
 
-    # The session's own issuer: the configuration may have changed since the login.
+    # The session's own issuer and client: the configuration may have changed since the login.
     timeout = min(settings.http_timeout, REVOKE_TIMEOUT)
-    where = dataclasses.replace(settings, issuer=session.issuer, http_timeout=timeout)
+    where = dataclasses.replace(
+        settings, issuer=session.issuer, client_id=session.client_id, http_timeout=timeout
+    )
     try:
-        return revoke_tokens(session, fetch_metadata(where), timeout)
+        metadata = fetch_metadata(where)
+        if _revoked_by_flow(where, session, metadata):
+            return None
+        return revoke_tokens(session, metadata, timeout)
     except ExlsError as exc:
         return exc.message
 
@@ -89,6 +94,23 @@ def _remove(settings: Settings, store: SessionStore) -> tuple[bool, str | None]:
     problem = _revoke(settings, session) if session is not None else None
     existed = store.clear()
     return existed or session is not None, problem
+
+
+def _revoked_by_flow(settings: Settings, session: Session, metadata: Mapping[str, Any]) -> bool:
+    """True when the session's flow revoked (or has nothing to revoke): exls_flow_revoke.
+    False when core's own RFC 7009 revocation should run (the flow does not say how)."""
+    from exls_core.http import new_session
+    from exls_core.session.flow_hooks import hook_request, session_flow
+    from exls_core.ui import TerminalUI
+
+    ui = TerminalUI()
+    flow = session_flow(session, "exls_flow_revoke", ui)
+    if flow is None:
+        return False
+    with new_session(settings.http_timeout) as http:
+        request = hook_request(settings, metadata, flow, http=http, ui=ui)
+        flow.revoke(request, session.access_token)  # False: nothing revocable, nothing to say
+    return True
 
 
 def logout(settings: Settings, *, store: SessionStore | None = None) -> LogoutResult:
