@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from exls_core.config import LOOPBACK_HOSTS, Settings
 from exls_core.errors import ExlsError
@@ -44,9 +44,21 @@ def _is_loopback(url: str) -> bool:
     return host is not None and host.lower() in LOOPBACK_HOSTS
 
 
+def _parts(url: Any) -> SplitResult | None:
+    """The URL's parts when it is a URL with a host (and a valid port), else None."""
+    if not isinstance(url, str):
+        return None
+    try:  # "https://[x", a port that is no number: urllib raises ValueError
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (parsed lazily: this is the check)
+    except ValueError:
+        return None
+    return parts if parts.hostname else None
+
+
 def _check_url(key: str, url: Any, *, issuer: str) -> None:
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or not parts.hostname:
+    parts = _parts(url)
+    if parts is None:
         raise DiscoveryError(f"The identity provider's discovery document has an invalid {key}.")
     if parts.scheme == "https" or (
         parts.scheme == "http" and _is_loopback(url) and _is_loopback(issuer)

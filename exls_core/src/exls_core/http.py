@@ -63,7 +63,7 @@ def read_json(response: requests.Response, what: str) -> Any:
         import json
 
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python goes
         kind = response.headers.get("Content-Type", "unknown content type")
         raise ExlsError(
             f"The {what} did not answer with JSON (HTTP {response.status_code}, {kind})."

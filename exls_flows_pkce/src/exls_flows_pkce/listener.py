@@ -238,18 +238,19 @@ class CallbackListener:
         text = address.strip()
         if len(text) > self.max_head:
             return "That address is far too long to be this login's."
-        parts = urlsplit(text if "://" in text else f"http://{text}")
-        try:
+        foreign = f"That is not this login's address; it starts with {self.redirect_uri}?"
+        try:  # "http://[..." or a port that is no number: urllib raises ValueError
+            parts = urlsplit(text if "://" in text else f"http://{text}")
             port = parts.port
         except ValueError:
-            port = None
+            return foreign
         if (parts.scheme, parts.hostname, port, parts.path) != (
             "http",
             "127.0.0.1",
             self.port,
             CALLBACK_PATH,
         ):
-            return f"That is not this login's address; it starts with {self.redirect_uri}?"
+            return foreign
         return self._judge(parts.query, via_browser=False).refusal
 
     def _judge(self, query: str, *, via_browser: bool) -> _Verdict:

@@ -74,6 +74,8 @@ def _revoke(settings: Settings, session: Session) -> str | None:
         return revoke_tokens(session, fetch_metadata(where), timeout)
     except ExlsError as exc:
         return exc.message
+    except Exception as exc:  # whatever the provider sent: logout still removes the session
+        return f"unexpected {type(exc).__name__} while revoking"
 
 
 def logout(settings: Settings, *, store: SessionStore | None = None) -> LogoutResult:

@@ -185,7 +185,7 @@ def validate_id_token(
 
     try:
         header = jwt.get_unverified_header(id_token)
-    except jwt.PyJWTError:
+    except (jwt.PyJWTError, RecursionError):  # RecursionError: a header nested absurdly deep
         raise IdTokenRejected("malformed token") from None
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
