@@ -43,7 +43,8 @@ KINDS: dict[str, tuple[str, str]] = {
     ),
     "discovery": (
         "discovery document faults: HTTP 500, HTML, not an object, huge, hang, reset, "
-        "plain-http endpoints (also on loopback for a remote https issuer), missing endpoints",
+        "plain-http endpoints (also on loopback for an https issuer, remote or loopback), "
+        "malformed endpoint URLs, JSON nested too deep, missing endpoints",
         "exit 1 before any flow starts, nothing stored",
     ),
     "jwks": (

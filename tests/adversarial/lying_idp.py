@@ -664,6 +664,7 @@ def _call_back(tenant: Tenant, redirect_uri: str, params: dict[str, str]) -> Non
 # --- a remote https issuer --------------------------------------------------------------------
 
 REMOTE_HOST = "idp.example"  # reserved (RFC 2606): never resolved, only named through the proxy
+LOOPBACK_TLS_HOST = "127.0.0.1"  # https://127.0.0.1 (port 443), through the same proxy
 
 
 class TlsFront:
@@ -673,6 +674,7 @@ class TlsFront:
     ``HTTPS_PROXY`` pointing here and ``REQUESTS_CA_BUNDLE`` at a throw-away CA. This proxy
     answers ``CONNECT idp.example:443``, terminates TLS with a certificate for that name and
     relays the plain HTTP to the provider on 127.0.0.1. Nothing leaves the machine.
+    ``CONNECT 127.0.0.1:443`` is served the same way: an https issuer on loopback.
     """
 
     def __init__(self, backend_port: int, directory: Path) -> None:
@@ -685,7 +687,7 @@ class TlsFront:
         self.ca_path = directory / "tls-front-ca.pem"
         ca.cert_pem.write_to_path(str(self.ca_path))
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ca.issue_cert(REMOTE_HOST).configure_cert(self._context)
+        ca.issue_cert(REMOTE_HOST, LOOPBACK_TLS_HOST).configure_cert(self._context)
         self._backend_port = backend_port
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.1)
@@ -731,7 +733,8 @@ class TlsFront:
                 if not chunk:
                     return
                 head += chunk
-            if not head.startswith(f"CONNECT {REMOTE_HOST}:443 ".encode()):
+            hosts = (REMOTE_HOST, LOOPBACK_TLS_HOST)
+            if not head.startswith(tuple(f"CONNECT {host}:443 ".encode() for host in hosts)):
                 client.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
                 return
             client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from adv_kit import Outcome, Outcomes, Scenarios, assert_clean_rejection, login_scenario
-from lying_idp import HTTP_500, REMOTE_HOST, Fault, LyingIdP
+from lying_idp import HTTP_500, LOOPBACK_TLS_HOST, REMOTE_HOST, Fault, LyingIdP
 
 EVIL = "https://evil.example"
 HANG_ENV = {"EXLS_AUTH_HTTP_TIMEOUT": "1"}
@@ -97,6 +97,10 @@ DISCOVERY: dict[str, tuple[dict[str, Any], str]] = {
         {"remote_https": True},
         "The identity provider's authorization_endpoint is not https: http://127.0.0.1:",
     ),
+    "plain-http-loopback-endpoints-of-an-https-loopback-issuer": (
+        {"remote_https": "loopback"},
+        "The identity provider's authorization_endpoint is not https: http://127.0.0.1:",
+    ),
     "plain-http-jwks-uri": (
         {"discovery_extra": {"jwks_uri": "http://evil.example/jwks"}},
         "The identity provider's jwks_uri is not https: http://evil.example/jwks",
@@ -132,9 +136,10 @@ def scenario(idp: LyingIdP, root: Any, name: str, config: dict[str, Any]) -> Out
     remote = config.pop("remote_https", None)
     if remote is not None:  # the issuer is https://idp.example, reached through a proxy
         front = idp.tls_front(root)
-        issuer = f"https://{REMOTE_HOST}/t/{name}"
+        host = LOOPBACK_TLS_HOST if str(remote).startswith("loopback") else REMOTE_HOST
+        issuer = f"https://{host}/t/{name}"
         config["discovery_extra"]["issuer"] = issuer
-        if remote == "https-endpoints":
+        if remote in ("https-endpoints", "loopback-https"):
             config["discovery_extra"] |= {
                 key: f"{issuer}/{path}" for key, path in REMOTE_ENDPOINTS.items()
             }
@@ -165,6 +170,7 @@ CONTROLS: dict[str, tuple[dict[str, Any], str]] = {
         "",
     ),
     "remote-https-issuer-with-https-endpoints": ({"remote_https": "https-endpoints"}, ""),
+    "https-loopback-issuer-with-https-endpoints": ({"remote_https": "loopback-https"}, ""),
 }
 
 

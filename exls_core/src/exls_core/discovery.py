@@ -2,10 +2,11 @@
 
 The document's ``issuer`` must equal the configured issuer exactly (OpenID Connect Discovery
 4.3): a mismatch would let one provider impersonate another. Endpoints must use https;
-plain http on a loopback host is allowed only when the issuer itself is on loopback (local
-development): for a remote issuer, an http://127.0.0.1 endpoint would hand codes and tokens
-to whatever local program listens on that port. The validated document is cached on disk
-(it holds no secrets) so that refresh and logout do not refetch it every time.
+plain http on a loopback host is allowed only when the issuer itself is plain http on
+loopback (local development): for a remote issuer, an http://127.0.0.1 endpoint would hand
+codes and tokens to whatever local program listens on that port, and an https issuer, even
+on loopback, speaks TLS, so every endpoint it names must too. The validated document is
+cached on disk (it holds no secrets) so that refresh and logout do not refetch it every time.
 
 Where the OpenID document lacks an optional endpoint exls uses (revocation, device
 authorization), the provider's RFC 8414 authorization server metadata is read too, with the
@@ -44,6 +45,12 @@ def _is_loopback(url: str) -> bool:
     return host is not None and host.lower() in LOOPBACK_HOSTS
 
 
+def _plain_http_allowed(url: str, issuer: str) -> bool:
+    """Only a plain-http loopback issuer (local development) may name plain-http loopback
+    endpoints: an https issuer speaks TLS, so all of its endpoints must."""
+    return urlsplit(issuer).scheme == "http" and _is_loopback(issuer) and _is_loopback(url)
+
+
 def _parts(url: Any) -> SplitResult | None:
     """The URL's parts when it is a URL with a host (and a valid port), else None."""
     if not isinstance(url, str):
@@ -60,9 +67,7 @@ def _check_url(key: str, url: Any, *, issuer: str) -> None:
     parts = _parts(url)
     if parts is None:
         raise DiscoveryError(f"The identity provider's discovery document has an invalid {key}.")
-    if parts.scheme == "https" or (
-        parts.scheme == "http" and _is_loopback(url) and _is_loopback(issuer)
-    ):
+    if parts.scheme == "https" or (parts.scheme == "http" and _plain_http_allowed(url, issuer)):
         return
     raise DiscoveryError(f"The identity provider's {key} is not https: {url[:100]}")
 
