@@ -32,7 +32,8 @@ KINDS: dict[str, tuple[str, str]] = {
         "`nonce missing` / `nonce mismatch`, nothing stored",
     ),
     "key_rotation": (
-        "unknown `kid`, and a real key rotation (JWKS fetches counted)",
+        "unknown `kid`, and a real key rotation (JWKS fetches counted), also without a `kid` "
+        "and under the same `kid`",
         "rejection after one refetch; rotation accepted after exactly one refetch",
     ),
     "mix_up": (
@@ -48,7 +49,8 @@ KINDS: dict[str, tuple[str, str]] = {
         "exit 1 before any flow starts, nothing stored",
     ),
     "jwks": (
-        "JWKS endpoint faults: 500, HTML, no keys, huge, hang, reset; a JWKS that hangs "
+        "JWKS endpoint faults: 500, HTML, no keys, huge, hang, reset, a redirect from https "
+        "to http; a JWKS that hangs "
         "while the login fails for another reason (threads left running at exit)",
         "exit 1 `Cannot fetch the identity provider's signing keys` or why, nothing stored, "
         "no thread left behind",

@@ -134,18 +134,17 @@ def _get_document(url: str, timeout: float, *, optional: bool = False) -> Any:
     None when the provider has no such document (404, 410)."""
     import requests
 
-    from exls_core.http import describe_network_error, new_session, read_json
+    from exls_core.http import describe_network_error, new_session, not_followed, read_json
 
     try:
         with new_session(timeout) as http:
-            # A redirect is followed: the document's issuer must still match exactly.
-            response = http.get(
-                url, stream=True, headers={"Accept": "application/json"}, allow_redirects=True
-            )
+            # No redirect (new_session follows none): one might lead from https to http, and
+            # the document names the endpoints and keys everything else trusts.
+            response = http.get(url, stream=True, headers={"Accept": "application/json"})
             if optional and response.status_code in (404, 410):
                 return None
             if response.status_code != 200:
-                answered = f"{url} answered HTTP {response.status_code}"
+                answered = f"{url} answered HTTP {response.status_code}{not_followed(response)}"
                 if optional:
                     raise DiscoveryError(f"{answered}.")
                 raise DiscoveryError(

@@ -70,6 +70,16 @@ def read_json(response: requests.Response, what: str) -> Any:
         ) from None
 
 
+def not_followed(response: requests.Response) -> str:
+    """For an error line: " (a redirect to <where>, not followed)" for a 3xx, else ""."""
+    if not response.is_redirect:
+        return ""
+    from exls_core.text import plain_text
+
+    where = plain_text(response.headers.get("Location"), 100)
+    return f" (a redirect to {where}, not followed)"
+
+
 def describe_network_error(exc: requests.RequestException, url: str) -> str:
     if isinstance(exc, requests.Timeout):
         return f"{url} did not answer in time"
