@@ -84,6 +84,12 @@ KINDS: dict[str, tuple[str, str]] = {
         "metadata lying or hanging at logout",
         "login: exit 1, previous session kept; logout: one warning, entries removed",
     ),
+    "terminal_text": (
+        "provider text with escape sequences and a bidi override wherever exls prints it: "
+        "the authorization endpoint (and its OSC 8 link), discovery errors, URLs in network "
+        "errors, a redirect's Location, refresh and revocation error codes, email and subject",
+        "not one control character on stdout or stderr; the command ends as for plain text",
+    ),
     "listener": (
         "hostile local callers against the PKCE loopback listener: paths, states, repeats, "
         "script injection, oversized and malformed requests, slow and parallel clients",

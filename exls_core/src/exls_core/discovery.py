@@ -21,6 +21,7 @@ from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from exls_core.config import LOOPBACK_HOSTS, Settings
 from exls_core.errors import ExlsError
+from exls_core.text import has_control, plain_text
 
 CACHE_TTL = 24 * 3600.0
 ENDPOINT_KEYS = (
@@ -53,8 +54,8 @@ def _plain_http_allowed(url: str, issuer: str) -> bool:
 
 def _parts(url: Any) -> SplitResult | None:
     """The URL's parts when it is a URL with a host (and a valid port), else None."""
-    if not isinstance(url, str):
-        return None
+    if not isinstance(url, str) or has_control(url) or any(ch.isspace() for ch in url):
+        return None  # control characters (escape sequences) or spaces: no URL of anyone's
     try:  # "https://[x", a port that is no number: urllib raises ValueError
         parts = urlsplit(url)
         parts.port  # noqa: B018 (parsed lazily: this is the check)
@@ -69,7 +70,7 @@ def _check_url(key: str, url: Any, *, issuer: str) -> None:
         raise DiscoveryError(f"The identity provider's discovery document has an invalid {key}.")
     if parts.scheme == "https" or (parts.scheme == "http" and _plain_http_allowed(url, issuer)):
         return
-    raise DiscoveryError(f"The identity provider's {key} is not https: {url[:100]}")
+    raise DiscoveryError(f"The identity provider's {key} is not https: {plain_text(url, 100)}")
 
 
 def validate(
@@ -81,12 +82,13 @@ def validate(
     if found != issuer:
         same_but_slash = isinstance(found, str) and found.rstrip("/") == issuer.rstrip("/")
         advice = (
-            f"set EXLS_AUTH_ISSUER to exactly {found!r} (the trailing slash matters)"
+            f"set EXLS_AUTH_ISSUER to exactly {plain_text(found, 100)!r} "
+            "(the trailing slash matters)"
             if same_but_slash
             else "check EXLS_AUTH_ISSUER"
         )
         raise DiscoveryError(
-            f"The identity provider says its issuer is {str(found)[:100]!r}, "
+            f"The identity provider says its issuer is {plain_text(str(found), 100)!r}, "
             f"but exls is configured for {issuer!r}; {advice}."
         )
     for key in required:

@@ -81,6 +81,10 @@ def not_followed(response: requests.Response) -> str:
 
 
 def describe_network_error(exc: requests.RequestException, url: str) -> str:
+    """The failure in words, naming the URL (a provider's: made safe for the terminal)."""
+    from exls_core.text import plain_text
+
+    url = plain_text(url, 200)
     if isinstance(exc, requests.Timeout):
         return f"{url} did not answer in time"
     if isinstance(exc, requests.exceptions.SSLError):

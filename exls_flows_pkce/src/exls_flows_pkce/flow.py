@@ -31,6 +31,7 @@ from exls_flows_pkce.exchange import exchange_code
 from exls_flows_pkce.listener import CONNECTION_TIMEOUT, CallbackListener, PortsBusy
 from exls_flows_pkce.paste import (
     countdown,
+    printable_url,
     suggest_device_flow,
     wait_elsewhere,
     wait_for_redirect,
@@ -148,7 +149,7 @@ def _wait_for_code(
         launch.done.wait(browser_grace)
         opened = None
         if not launch.failed:
-            request.ui.message(f"If your browser did not open, visit: {url}")
+            request.ui.message(f"If your browser did not open, visit: {printable_url(url)}")
             opened = wait_for_redirect(
                 request,
                 listener,

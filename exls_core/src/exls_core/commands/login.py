@@ -193,7 +193,9 @@ def _login(
         warm_up.join(10)
     session = complete_login(settings, metadata, request, response, flow_id=flow.id, store=store)
     remember_email(email)
-    ui.message(f"Logged in as {session.display_name}")
+    from exls_core.text import plain_text
+
+    ui.message(f"Logged in as {plain_text(session.display_name)}")  # the provider's words
     note = store.login_note()
     if note:
         ui.message(note)

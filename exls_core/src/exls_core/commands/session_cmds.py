@@ -127,7 +127,9 @@ def status(as_json: bool) -> None:
         expiry = f"{_iso(session.expires_at)} (expired {_relative(left)})"
     if session.refresh_token:
         expiry += ", renewed automatically" if left > 0 else ", renewed on next use"
-    click.echo(f"Logged in as {session.display_name}")
+    from exls_core.text import plain_text  # the provider's words, made safe for the terminal
+
+    click.echo(f"Logged in as {plain_text(session.display_name)}")
     rows = [
         ("subject", session.subject),
         ("issuer", session.issuer),
@@ -137,7 +139,7 @@ def status(as_json: bool) -> None:
         ("keyring", backend + (" (stores tokens unencrypted)" if plaintext else "")),
     ]
     for name, value in rows:
-        click.echo(f"  {name + ':':<9} {value}")
+        click.echo(f"  {name + ':':<9} {plain_text(value)}")
     if not matches:
         click.echo(
             f"  note:     exls is now configured for {settings.issuer} "

@@ -258,6 +258,7 @@ def post_refresh(
 
     from exls_core.http import describe_network_error, new_session, read_json
     from exls_core.plugin import NonceCheck, TokenResponse
+    from exls_core.text import plain_text
 
     data = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id}
     try:
@@ -291,7 +292,7 @@ def post_refresh(
     error = body.get("error") if isinstance(body, dict) else None
     if error == "invalid_grant":
         raise InvalidGrant()
-    detail = f" ({str(error)[:60]})" if error else ""
+    detail = f" ({plain_text(str(error), 60)})" if error else ""
     raise ExlsError(
         "Could not refresh the session: the identity provider answered "
         f"HTTP {response.status_code}{detail}.",

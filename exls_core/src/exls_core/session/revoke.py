@@ -30,8 +30,10 @@ def _error_code(response: Any) -> str | None:
         body = read_json(response, "revocation endpoint")
     except ExlsError:
         return None
+    from exls_core.text import plain_text
+
     error = body.get("error") if isinstance(body, dict) else None
-    return str(error)[:60] if error else None
+    return plain_text(str(error), 60) if error else None
 
 
 def revoke_tokens(session: Session, metadata: Mapping[str, Any], timeout: float) -> str | None:
