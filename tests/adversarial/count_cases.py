@@ -84,6 +84,13 @@ KINDS: dict[str, tuple[str, str]] = {
         "metadata lying or hanging at logout",
         "login: exit 1, previous session kept; logout: one warning, entries removed",
     ),
+    "slow_provider": (
+        "a provider that trickles its answer a byte at a time, each read well within the "
+        "timeout: discovery at login, the refresh (under the session lock), the JWKS body, "
+        "revocation at logout",
+        "cut off at the exchange's deadline naming the endpoint; exit 1, session kept "
+        "(logout: exit 0, session removed)",
+    ),
     "terminal_text": (
         "provider text with escape sequences and a bidi override wherever exls prints it: "
         "the authorization endpoint (and its OSC 8 link), discovery errors, URLs in network "

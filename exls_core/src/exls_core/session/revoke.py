@@ -53,11 +53,11 @@ def revoke_tokens(session: Session, metadata: Mapping[str, Any], timeout: float)
             data = {"token": token, "token_type_hint": hint, "client_id": session.client_id}
             try:
                 response = http.post(endpoint, data=data, stream=True)
-            except requests.RequestException as exc:
+                if response.status_code == 200:
+                    continue
+                error = _error_code(response)
+            except requests.RequestException as exc:  # the error body too may come too slowly
                 return describe_network_error(exc, endpoint)
-            if response.status_code == 200:
-                continue
-            error = _error_code(response)
             if hint == "access_token" and error == "unsupported_token_type":
                 continue  # many providers revoke only refresh tokens (RFC 7009 2.2.1)
             return f"{endpoint} answered HTTP {response.status_code}" + (
