@@ -145,7 +145,9 @@ def _wait_for_code(
         callback = elsewhere(why="Not opening a browser here (--no-browser).")
     else:
         request.ui.message("Opening your browser...")
-        launch = Launch(opener, url)
+        # On Linux the browser's command line is readable by every local user: it gets an
+        # address of the listener that redirects this user's browser only (browser_url).
+        launch = Launch(opener, listener.browser_url(url))
         launch.done.wait(browser_grace)
         opened = None
         if not launch.failed:
