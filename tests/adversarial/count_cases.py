@@ -32,7 +32,8 @@ KINDS: dict[str, tuple[str, str]] = {
         "`nonce missing` / `nonce mismatch`, nothing stored",
     ),
     "key_rotation": (
-        "unknown `kid`, and a real key rotation (JWKS fetches counted)",
+        "unknown `kid`, and a real key rotation (JWKS fetches counted), also without a `kid` "
+        "and under the same `kid`",
         "rejection after one refetch; rotation accepted after exactly one refetch",
     ),
     "mix_up": (
@@ -43,11 +44,13 @@ KINDS: dict[str, tuple[str, str]] = {
     ),
     "discovery": (
         "discovery document faults: HTTP 500, HTML, not an object, huge, hang, reset, "
-        "plain-http endpoints (also on loopback for a remote https issuer), missing endpoints",
+        "plain-http endpoints (also on loopback for an https issuer, remote or loopback), "
+        "malformed endpoint URLs, JSON nested too deep, missing endpoints",
         "exit 1 before any flow starts, nothing stored",
     ),
     "jwks": (
-        "JWKS endpoint faults: 500, HTML, no keys, huge, hang, reset; a JWKS that hangs "
+        "JWKS endpoint faults: 500, HTML, no keys, huge, hang, reset, a redirect from https "
+        "to http; a JWKS that hangs "
         "while the login fails for another reason (threads left running at exit)",
         "exit 1 `Cannot fetch the identity provider's signing keys` or why, nothing stored, "
         "no thread left behind",
@@ -80,6 +83,19 @@ KINDS: dict[str, tuple[str, str]] = {
         "without one, another `sub` in the first refreshed ID token, `invalid_scope`, RFC 8414 "
         "metadata lying or hanging at logout",
         "login: exit 1, previous session kept; logout: one warning, entries removed",
+    ),
+    "slow_provider": (
+        "a provider that trickles its answer a byte at a time, each read well within the "
+        "timeout: discovery at login, the refresh (under the session lock), the JWKS body, "
+        "revocation at logout",
+        "cut off at the exchange's deadline naming the endpoint; exit 1, session kept "
+        "(logout: exit 0, session removed)",
+    ),
+    "terminal_text": (
+        "provider text with escape sequences and a bidi override wherever exls prints it: "
+        "the authorization endpoint (and its OSC 8 link), discovery errors, URLs in network "
+        "errors, a redirect's Location, refresh and revocation error codes, email and subject",
+        "not one control character on stdout or stderr; the command ends as for plain text",
     ),
     "listener": (
         "hostile local callers against the PKCE loopback listener: paths, states, repeats, "

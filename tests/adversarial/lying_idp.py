@@ -45,6 +45,7 @@ CLIENT_ID = "exls-adversarial-client"
 SUBJECT = "auth0|alice"
 EMAIL = "alice@example.com"
 HUGE_BYTES = 5 * 1024 * 1024  # "several MB": five times what exls agrees to read
+TRICKLE = 0.05  # seconds between the bytes of a trickled answer
 
 
 # --- keys -------------------------------------------------------------------------------------
@@ -105,7 +106,7 @@ def unsigned(claims: dict[str, Any], alg: str = "none") -> str:
 class Fault:
     """One way for an endpoint to misbehave instead of answering properly."""
 
-    kind: str  # body | hang | reset | reset-early | huge | redirect
+    kind: str  # body | hang | trickle | trickle-body | reset | reset-early | huge | redirect
     status: int = 200
     body: bytes = b""
     content_type: str = "application/json"
@@ -131,6 +132,12 @@ class Fault:
     @staticmethod
     def hang(seconds: float = 30.0) -> Fault:
         return Fault("hang", seconds=seconds)
+
+    @staticmethod
+    def trickle(*, body: bool = False, seconds: float = 30.0) -> Fault:
+        """An answer sent a byte at a time, each well within any read timeout: the headers
+        (an endless one), or (``body``) the headers at once and then an endless body."""
+        return Fault("trickle-body" if body else "trickle", seconds=seconds)
 
     @staticmethod
     def reset(*, early: bool = False) -> Fault:
@@ -399,6 +406,10 @@ class _Handler(QuietHandler):
             self._hang(fault.seconds)
             self.close_connection = True
             raise _Drop
+        elif fault.kind in ("trickle", "trickle-body"):
+            self._trickle(fault)
+            self.close_connection = True
+            raise _Drop
         elif fault.kind == "reset-early":
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
@@ -449,6 +460,42 @@ class _Handler(QuietHandler):
             if readable and not _peek(self.connection):
                 end = "client gave up"
                 break
+        with tenant.hang_ended:
+            tenant.hangs.append(Hang(self.path, waited, end))
+            tenant.hang_ended.notify_all()
+
+    def _trickle(self, fault: Fault) -> None:
+        """Send a byte every TRICKLE seconds until the client hangs up (or ``seconds``)."""
+        if fault.kind == "trickle-body":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "1000000")
+            self.end_headers()
+            self.wfile.flush()
+            endless = b'{"keys": [' + b" " * 999_989 + b"]}"
+        else:
+            endless = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 60_000
+        tenant = self.tenant
+        with tenant.hang_ended:
+            tenant.hangs_begun += 1
+        started = time.monotonic()
+        end = "ran out"
+        for byte in endless:
+            if time.monotonic() - started >= fault.seconds:
+                break
+            if self.server.release.is_set():
+                end = "released"
+                break
+            readable, _, _ = select.select([self.connection], [], [], TRICKLE)
+            if readable and not _peek(self.connection):
+                end = "client gave up"
+                break
+            try:
+                self.connection.sendall(bytes([byte]))
+            except OSError:
+                end = "client gave up"
+                break
+        waited = time.monotonic() - started
         with tenant.hang_ended:
             tenant.hangs.append(Hang(self.path, waited, end))
             tenant.hang_ended.notify_all()
@@ -664,6 +711,7 @@ def _call_back(tenant: Tenant, redirect_uri: str, params: dict[str, str]) -> Non
 # --- a remote https issuer --------------------------------------------------------------------
 
 REMOTE_HOST = "idp.example"  # reserved (RFC 2606): never resolved, only named through the proxy
+LOOPBACK_TLS_HOST = "127.0.0.1"  # https://127.0.0.1 (port 443), through the same proxy
 
 
 class TlsFront:
@@ -673,6 +721,7 @@ class TlsFront:
     ``HTTPS_PROXY`` pointing here and ``REQUESTS_CA_BUNDLE`` at a throw-away CA. This proxy
     answers ``CONNECT idp.example:443``, terminates TLS with a certificate for that name and
     relays the plain HTTP to the provider on 127.0.0.1. Nothing leaves the machine.
+    ``CONNECT 127.0.0.1:443`` is served the same way: an https issuer on loopback.
     """
 
     def __init__(self, backend_port: int, directory: Path) -> None:
@@ -685,7 +734,7 @@ class TlsFront:
         self.ca_path = directory / "tls-front-ca.pem"
         ca.cert_pem.write_to_path(str(self.ca_path))
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ca.issue_cert(REMOTE_HOST).configure_cert(self._context)
+        ca.issue_cert(REMOTE_HOST, LOOPBACK_TLS_HOST).configure_cert(self._context)
         self._backend_port = backend_port
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.1)
@@ -731,7 +780,8 @@ class TlsFront:
                 if not chunk:
                     return
                 head += chunk
-            if not head.startswith(f"CONNECT {REMOTE_HOST}:443 ".encode()):
+            hosts = (REMOTE_HOST, LOOPBACK_TLS_HOST)
+            if not head.startswith(tuple(f"CONNECT {host}:443 ".encode() for host in hosts)):
                 client.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
                 return
             client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")

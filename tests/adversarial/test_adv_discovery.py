@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from adv_kit import Outcome, Outcomes, Scenarios, assert_clean_rejection, login_scenario
-from lying_idp import HTTP_500, REMOTE_HOST, Fault, LyingIdP
+from lying_idp import HTTP_500, LOOPBACK_TLS_HOST, REMOTE_HOST, Fault, LyingIdP
 
 EVIL = "https://evil.example"
 HANG_ENV = {"EXLS_AUTH_HTTP_TIMEOUT": "1"}
@@ -35,7 +35,8 @@ MIX_UP: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "discovery-redirected-to-another-issuer": (
         {"discovery_fault": "redirect-to-decoy"},
-        "The identity provider says its issuer is '",
+        "OpenID discovery failed: {issuer}/.well-known/openid-configuration answered HTTP 302 "
+        "(a redirect to http://127.0.0.1:",
     ),
     "rfc9207-iss-of-another-provider": (
         {"flow": "pkce", "auth_iss": EVIL},
@@ -97,6 +98,15 @@ DISCOVERY: dict[str, tuple[dict[str, Any], str]] = {
         {"remote_https": True},
         "The identity provider's authorization_endpoint is not https: http://127.0.0.1:",
     ),
+    "plain-http-loopback-endpoints-of-an-https-loopback-issuer": (
+        {"remote_https": "loopback"},
+        "The identity provider's authorization_endpoint is not https: http://127.0.0.1:",
+    ),
+    "https-discovery-redirected-to-plain-http": (
+        {"remote_https": "https-endpoints", "discovery_fault": "redirect-to-plain-http"},
+        "OpenID discovery failed: https://idp.example/t/https-discovery-redirected-to-plain-http"
+        "/.well-known/openid-configuration answered HTTP 302 (a redirect to http://127.0.0.1:",
+    ),
     "plain-http-jwks-uri": (
         {"discovery_extra": {"jwks_uri": "http://evil.example/jwks"}},
         "The identity provider's jwks_uri is not https: http://evil.example/jwks",
@@ -132,14 +142,27 @@ def scenario(idp: LyingIdP, root: Any, name: str, config: dict[str, Any]) -> Out
     remote = config.pop("remote_https", None)
     if remote is not None:  # the issuer is https://idp.example, reached through a proxy
         front = idp.tls_front(root)
-        issuer = f"https://{REMOTE_HOST}/t/{name}"
+        host = LOOPBACK_TLS_HOST if str(remote).startswith("loopback") else REMOTE_HOST
+        issuer = f"https://{host}/t/{name}"
         config["discovery_extra"]["issuer"] = issuer
-        if remote == "https-endpoints":
+        if remote in ("https-endpoints", "loopback-https"):
             config["discovery_extra"] |= {
                 key: f"{issuer}/{path}" for key, path in REMOTE_ENDPOINTS.items()
             }
         config["id_token"] = lambda t, c: t.signer.sign(t.claims_for(c.get("nonce"), iss=issuer))
         config["env"] = {**config.get("env", {}), **front.env(), "EXLS_AUTH_ISSUER": issuer}
+    if "redirect-to-plain-http" in (config.get("discovery_fault"), config.get("jwks_fault")):
+        # The same documents, from the same provider, but over plain http: before issue 23
+        # exls followed the redirect and trusted what came back.
+        assert remote is not None
+        plain = idp.tenant(f"{name}-plain", discovery_extra=dict(config["discovery_extra"]))
+        plain.published = None
+        if config.get("discovery_fault"):
+            config["discovery_fault"] = Fault.redirect(
+                f"{plain.issuer}/.well-known/openid-configuration", 302
+            )
+        else:
+            config["jwks_fault"] = Fault.redirect(f"{plain.issuer}/jwks", 307)
     if config.get("discovery_fault") == "redirect-to-decoy":
         decoy = idp.tenant(f"{name}-decoy")
         config["discovery_fault"] = Fault.redirect(
@@ -156,6 +179,15 @@ REMOTE_ENDPOINTS = {
     "jwks_uri": "jwks",
     "userinfo_endpoint": "userinfo",
 }
+# The keys are the trust anchor: a redirect of the JWKS is not followed either (the flow has
+# run by then, so this is no discovery case).
+JWKS_REDIRECTS: dict[str, tuple[dict[str, Any], str]] = {
+    "https-jwks-redirected-to-plain-http": (
+        {"remote_https": "https-endpoints", "jwks_fault": "redirect-to-plain-http"},
+        "Cannot fetch the identity provider's signing keys: https://idp.example/t/"
+        "https-jwks-redirected-to-plain-http/jwks answered HTTP 307 (a redirect to http://",
+    ),
+}
 CONTROLS: dict[str, tuple[dict[str, Any], str]] = {
     "rfc9207-iss-correct-and-advertised": (
         {
@@ -165,11 +197,12 @@ CONTROLS: dict[str, tuple[dict[str, Any], str]] = {
         "",
     ),
     "remote-https-issuer-with-https-endpoints": ({"remote_https": "https-endpoints"}, ""),
+    "https-loopback-issuer-with-https-endpoints": ({"remote_https": "loopback-https"}, ""),
 }
 
 
 def scenarios(idp: LyingIdP, root: Path) -> Scenarios:
-    cases = MIX_UP | DISCOVERY | CONTROLS
+    cases = MIX_UP | DISCOVERY | JWKS_REDIRECTS | CONTROLS
     return {name: partial(scenario, idp, root, name, config) for name, (config, _) in cases.items()}
 
 
@@ -203,9 +236,25 @@ def test_an_honest_provider_logs_in(name: str, outcomes: Outcomes[Outcome]) -> N
 
 @pytest.mark.attack("discovery")
 @pytest.mark.parametrize("name", DISCOVERY)
-def test_a_lying_discovery_endpoint_stops_the_login(name: str, outcomes: Outcomes[Outcome]) -> None:
+def test_a_lying_discovery_endpoint_stops_the_login(
+    name: str, outcomes: Outcomes[Outcome], idp: LyingIdP
+) -> None:
     outcome = outcomes[name]
     check(outcome, DISCOVERY[name][1])
     if name != "no-device-endpoint":
         assert outcome.tenant.hits["device"] == 0  # stopped before any flow began
     assert outcome.tenant.gave_up_on_every_hang(), outcome.tenant.hangs  # they last 30 s
+    if name == "https-discovery-redirected-to-plain-http":
+        assert idp.tenants[f"{name}-plain"].hits == {}  # nothing was fetched over plain http
+
+
+@pytest.mark.attack("jwks")
+@pytest.mark.parametrize("name", JWKS_REDIRECTS)
+def test_a_redirected_jwks_is_not_followed(
+    name: str, outcomes: Outcomes[Outcome], idp: LyingIdP
+) -> None:
+    outcome = outcomes[name]
+    assert_clean_rejection(outcome.result, outcome.before, outcome.after)
+    assert outcome.result.error.startswith(JWKS_REDIRECTS[name][1]), outcome.result
+    assert outcome.previous_intact(), outcome.status
+    assert idp.tenants[f"{name}-plain"].hits == {}  # the keys were not fetched over plain http

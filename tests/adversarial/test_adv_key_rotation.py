@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from adv_kit import EMAIL, Outcomes, Result, Sandbox, Scenarios
-from lying_idp import LyingIdP, Tenant, rsa_key
+from lying_idp import Key, LyingIdP, Tenant, rsa_key
 
 pytestmark = pytest.mark.attack("key_rotation")
 
@@ -37,6 +37,7 @@ def rotate(
     *,
     new_signer: str,
     published: tuple[str, ...],
+    same_kid: bool = False,
     kid: bool = True,
     third: bool = True,
 ) -> Rotation:
@@ -50,8 +51,12 @@ def rotate(
     counts = []
     first = box.login()
     counts.append(tenant.hits["jwks"])
+    old_kid = tenant.signer.kid
     tenant.signer = rsa_key(new_signer)
     tenant.published = [rsa_key(kid) for kid in published]
+    if same_kid:  # a new key under the old kid: only the signature tells them apart
+        tenant.signer = Key(old_kid, rsa_key(new_signer).private)
+        tenant.published = [tenant.signer]
     before = box.keyring()
     second = box.login()
     after = box.keyring()
@@ -68,6 +73,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "rotation-old-key-withdrawn": dict(new_signer="adv-2", published=("adv-2",)),
     "unknown-kid-after-a-cached-login": dict(new_signer="adv-rogue", published=("adv-1",)),
     "rotation-without-kid": dict(new_signer="adv-2", published=("adv-2",), kid=False),
+    "rotation-under-the-same-kid": dict(new_signer="adv-2", published=(), same_kid=True),
 }
 
 
@@ -75,7 +81,15 @@ def scenarios(idp: LyingIdP, root: Path) -> Scenarios:
     return {name: partial(rotate, idp, root, name, **kw) for name, kw in SCENARIOS.items()}
 
 
-@pytest.mark.parametrize("name", ["rotation-both-keys-published", "rotation-old-key-withdrawn"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "rotation-both-keys-published",
+        "rotation-old-key-withdrawn",
+        # issue 25 item 8: new keys under the same kid were refused, the keys not fetched again
+        "rotation-under-the-same-kid",
+    ],
+)
 def test_a_rotated_key_is_accepted_after_exactly_one_refetch(
     name: str, outcomes: Outcomes[Rotation]
 ) -> None:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import pytest
 from exls_testbed.cli import (
@@ -223,7 +224,10 @@ def test_auto_falls_back_to_device_code_after_pkce_timeout(
     assert lines.index(FALLBACK_LINE) < lines.index(f"Logged in as {EMAIL}")
     waited = result.line_time(re.escape(FALLBACK_LINE)) - result.line_time("If your browser")
     assert 2 <= waited <= 10, f"fell back after {waited:.1f} s with a 3 s PKCE timeout"
-    assert len(browser.received_urls) == 1 and browser.received_urls[0].startswith(idp.issuer)
+    assert len(browser.received_urls) == 1
+    handed = urlsplit(browser.received_urls[0])  # the listener's /start (issue 23, item 8)
+    assert (handed.hostname, handed.path) == ("127.0.0.1", "/start"), browser.received_urls
+    assert "state=" not in handed.query and "code_challenge=" not in handed.query
     assert idp.events("authorization") == []  # the browser really never came
     assert len(idp.events("device_authorization")) == 1
     _assert_stored(secret_service, EMAIL, "device_code")

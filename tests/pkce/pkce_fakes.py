@@ -116,6 +116,17 @@ def get(
     return send_raw(port, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"), timeout)
 
 
+def resolve(url: str) -> str:
+    """The authorization URL behind the listener's ``/start`` address (what a browser is
+    handed on Linux), as the browser's first GET finds it; any other URL as it is."""
+    parts = urlsplit(url)
+    if parts.hostname != "127.0.0.1" or parts.path != "/start":
+        return url
+    reply = get(parts.port or 80, f"{parts.path}?{parts.query}")
+    assert reply.status == 303, reply
+    return reply.headers["location"]
+
+
 def callback_target(**params: str) -> str:
     return "/callback?" + urlencode(params)
 
@@ -195,7 +206,8 @@ class FakeBrowser:
             lambda params: {"code": "the-authorization-code", "state": params["state"]}
         )
         self.opened = opened
-        self.urls: list[str] = []
+        self.urls: list[str] = []  # the authorization URLs (after the listener's /start)
+        self.handed: list[str] = []  # what the browser was started with
         self.replies: list[Reply] = []
         self.errors: list[str] = []  # the GET failed (e.g. the listener was gone)
         self._threads: list[threading.Thread] = []
@@ -205,9 +217,11 @@ class FakeBrowser:
         return {k: v[0] for k, v in parse_qs(urlsplit(self.urls[0]).query).items()}
 
     def __call__(self, url: str) -> bool:
-        self.urls.append(url)
+        self.handed.append(url)
         if not self.opened:
+            self.urls.append(url)
             return False
+        self.urls.append(resolve(url))
         query = self.respond(self.params)
         if query is not None:
             thread = threading.Thread(target=self._redirect, args=(query,), name="fake-browser")

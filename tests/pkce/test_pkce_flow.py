@@ -13,6 +13,7 @@ import time
 import webbrowser
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from pkce_fakes import (
@@ -22,6 +23,7 @@ from pkce_fakes import (
     FakeUI,
     TokenEndpoint,
     make_request,
+    resolve,
     serve_token_endpoint,
 )
 
@@ -45,7 +47,7 @@ def run(
 ) -> TokenResponse:
     def opener(url: str) -> bool:
         if endpoint is not None:  # the provider learns the challenge from the authorization URL
-            endpoint.challenge = url.split("code_challenge=")[1].split("&")[0]
+            endpoint.challenge = resolve(url).split("code_challenge=")[1].split("&")[0]
         return browser(url)
 
     try:
@@ -187,7 +189,7 @@ def test_a_hung_browser_launcher_does_not_stall_the_flow(endpoint: TokenEndpoint
     endpoint.challenge = None
 
     def opener(url: str) -> bool:
-        endpoint.challenge = url.split("code_challenge=")[1].split("&")[0]
+        endpoint.challenge = resolve(url).split("code_challenge=")[1].split("&")[0]
         return hung_opener(url)
 
     try:
@@ -374,7 +376,11 @@ def test_ctrl_c_closes_the_listener_and_propagates(endpoint: TokenEndpoint) -> N
     ui = Interrupting()
     with pytest.raises(KeyboardInterrupt):
         flow.run(make_request(endpoint, ui=ui), opener=opener, browser_grace=0.1)
-    port = int(seen[0].split("127.0.0.1%3A")[1].split("%2F")[0])
+    handed = urlsplit(seen[0])  # the listener's /start (Linux), or the authorization URL
+    if handed.path == "/start":
+        port = handed.port
+    else:
+        port = int(seen[0].split("127.0.0.1%3A")[1].split("%2F")[0])
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
 

@@ -431,3 +431,12 @@ def test_deliver_applies_the_redirect_checks() -> None:
         again = listener.deliver(f"http://127.0.0.1:{port}/callback?code=c&state={'s' * 43}")
         assert again == "This login has already received its response."
         listener.finish("page", wait=5)  # no browser request to answer: returns at once
+
+
+def test_a_link_carries_no_escape_sequence_of_the_providers() -> None:
+    # Discovery refuses such an endpoint; the link is made safe all the same (issue 23).
+    url = "https://idp.example/authorize\x1b]8;;https://evil.example/\x1b\\?state=s"
+    assert "\x1b" not in link(url, False)
+    wrapped = link(url, True)
+    assert wrapped.count("\x1b") == 4  # the hyperlink's own two sequences, nothing else
+    assert wrapped.startswith("\x1b]8;;https://idp.example/authorize ]8;;https://evil.example/")

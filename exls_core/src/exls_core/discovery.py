@@ -2,10 +2,11 @@
 
 The document's ``issuer`` must equal the configured issuer exactly (OpenID Connect Discovery
 4.3): a mismatch would let one provider impersonate another. Endpoints must use https;
-plain http on a loopback host is allowed only when the issuer itself is on loopback (local
-development): for a remote issuer, an http://127.0.0.1 endpoint would hand codes and tokens
-to whatever local program listens on that port. The validated document is cached on disk
-(it holds no secrets) so that refresh and logout do not refetch it every time.
+plain http on a loopback host is allowed only when the issuer itself is plain http on
+loopback (local development): for a remote issuer, an http://127.0.0.1 endpoint would hand
+codes and tokens to whatever local program listens on that port, and an https issuer, even
+on loopback, speaks TLS, so every endpoint it names must too. The validated document is
+cached on disk (it holds no secrets) so that refresh and logout do not refetch it every time.
 
 Where the OpenID document lacks an optional endpoint exls uses (revocation, device
 authorization), the provider's RFC 8414 authorization server metadata is read too, with the
@@ -16,10 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from exls_core.config import LOOPBACK_HOSTS, Settings
 from exls_core.errors import ExlsError
+from exls_core.text import has_control, plain_text
 
 CACHE_TTL = 24 * 3600.0
 ENDPOINT_KEYS = (
@@ -44,15 +46,31 @@ def _is_loopback(url: str) -> bool:
     return host is not None and host.lower() in LOOPBACK_HOSTS
 
 
+def _plain_http_allowed(url: str, issuer: str) -> bool:
+    """Only a plain-http loopback issuer (local development) may name plain-http loopback
+    endpoints: an https issuer speaks TLS, so all of its endpoints must."""
+    return urlsplit(issuer).scheme == "http" and _is_loopback(issuer) and _is_loopback(url)
+
+
+def _parts(url: Any) -> SplitResult | None:
+    """The URL's parts when it is a URL with a host (and a valid port), else None."""
+    if not isinstance(url, str) or has_control(url) or any(ch.isspace() for ch in url):
+        return None  # control characters (escape sequences) or spaces: no URL of anyone's
+    try:  # "https://[x", a port that is no number: urllib raises ValueError
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (parsed lazily: this is the check)
+    except ValueError:
+        return None
+    return parts if parts.hostname else None
+
+
 def _check_url(key: str, url: Any, *, issuer: str) -> None:
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or not parts.hostname:
+    parts = _parts(url)
+    if parts is None:
         raise DiscoveryError(f"The identity provider's discovery document has an invalid {key}.")
-    if parts.scheme == "https" or (
-        parts.scheme == "http" and _is_loopback(url) and _is_loopback(issuer)
-    ):
+    if parts.scheme == "https" or (parts.scheme == "http" and _plain_http_allowed(url, issuer)):
         return
-    raise DiscoveryError(f"The identity provider's {key} is not https: {url[:100]}")
+    raise DiscoveryError(f"The identity provider's {key} is not https: {plain_text(url, 100)}")
 
 
 def validate(
@@ -64,12 +82,13 @@ def validate(
     if found != issuer:
         same_but_slash = isinstance(found, str) and found.rstrip("/") == issuer.rstrip("/")
         advice = (
-            f"set EXLS_AUTH_ISSUER to exactly {found!r} (the trailing slash matters)"
+            f"set EXLS_AUTH_ISSUER to exactly {plain_text(found, 100)!r} "
+            "(the trailing slash matters)"
             if same_but_slash
             else "check EXLS_AUTH_ISSUER"
         )
         raise DiscoveryError(
-            f"The identity provider says its issuer is {str(found)[:100]!r}, "
+            f"The identity provider says its issuer is {plain_text(str(found), 100)!r}, "
             f"but exls is configured for {issuer!r}; {advice}."
         )
     for key in required:
@@ -117,18 +136,17 @@ def _get_document(url: str, timeout: float, *, optional: bool = False) -> Any:
     None when the provider has no such document (404, 410)."""
     import requests
 
-    from exls_core.http import describe_network_error, new_session, read_json
+    from exls_core.http import describe_network_error, new_session, not_followed, read_json
 
     try:
         with new_session(timeout) as http:
-            # A redirect is followed: the document's issuer must still match exactly.
-            response = http.get(
-                url, stream=True, headers={"Accept": "application/json"}, allow_redirects=True
-            )
+            # No redirect (new_session follows none): one might lead from https to http, and
+            # the document names the endpoints and keys everything else trusts.
+            response = http.get(url, stream=True, headers={"Accept": "application/json"})
             if optional and response.status_code in (404, 410):
                 return None
             if response.status_code != 200:
-                answered = f"{url} answered HTTP {response.status_code}"
+                answered = f"{url} answered HTTP {response.status_code}{not_followed(response)}"
                 if optional:
                     raise DiscoveryError(f"{answered}.")
                 raise DiscoveryError(

@@ -81,7 +81,8 @@ def exchange_code(
         else:
             message = token_error(str(exc.error), exc.description)
         raise FlowFailed(_redact(message, code, verifier)) from None
-    except (ValueError, TypeError, AttributeError, KeyError):  # not a token response at all
+    # not a token response at all (RecursionError: JSON nested deeper than Python goes)
+    except (ValueError, TypeError, AttributeError, KeyError, RecursionError):
         raise FlowFailed(
             f"The identity provider's token endpoint sent no token (HTTP {status})."
         ) from None

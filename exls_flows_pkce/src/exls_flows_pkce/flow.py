@@ -31,6 +31,7 @@ from exls_flows_pkce.exchange import exchange_code
 from exls_flows_pkce.listener import CONNECTION_TIMEOUT, CallbackListener, PortsBusy
 from exls_flows_pkce.paste import (
     countdown,
+    printable_url,
     suggest_device_flow,
     wait_elsewhere,
     wait_for_redirect,
@@ -144,11 +145,13 @@ def _wait_for_code(
         callback = elsewhere(why="Not opening a browser here (--no-browser).")
     else:
         request.ui.message("Opening your browser...")
-        launch = Launch(opener, url)
+        # On Linux the browser's command line is readable by every local user: it gets an
+        # address of the listener that redirects this user's browser only (browser_url).
+        launch = Launch(opener, listener.browser_url(url))
         launch.done.wait(browser_grace)
         opened = None
         if not launch.failed:
-            request.ui.message(f"If your browser did not open, visit: {url}")
+            request.ui.message(f"If your browser did not open, visit: {printable_url(url)}")
             opened = wait_for_redirect(
                 request,
                 listener,

@@ -11,6 +11,7 @@ browser on another machine ended on) goes through the same checks (:meth:`delive
 from __future__ import annotations
 
 import hmac
+import secrets
 import socket
 import socketserver
 import sys
@@ -20,13 +21,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, cast
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from exls_core.plugin import plain_text
-from exls_flows_pkce import pages
+from exls_flows_pkce import pages, peers
 from exls_flows_pkce.messages import authorization_error
 
 CALLBACK_PATH = "/callback"
+URL_CHARACTERS = ":/?#[]@!$&'()*+,;=%-._~"  # kept as they are in a Location
+START_PATH = "/start"  # redirects this user's browser to the authorization URL (browser_url)
 MAX_HEAD = 8 * 1024  # request line plus headers; a real redirect needs far less
 CONNECTION_TIMEOUT = 5.0  # seconds for a client to send its whole request head
 MAX_CONNECTIONS = 32
@@ -151,6 +154,7 @@ class CallbackListener:
         self._answered = threading.Event()
         self._sent = threading.Event()
         self._thread: threading.Thread | None = None
+        self._start: tuple[bytes, str] | None = None  # (token, authorization URL)
         self._server = _bind(ports or (0,), self, max_connections)
         self.port: int = self._server.server_address[1]
         self.redirect_uri = f"http://127.0.0.1:{self.port}{CALLBACK_PATH}"
@@ -165,6 +169,20 @@ class CallbackListener:
             daemon=True,
         )
         self._thread.start()
+
+    def browser_url(self, url: str) -> str:
+        """What to start the browser with for the authorization URL ``url``.
+
+        Where other users can read a process's command line and the kernel says who owns a
+        loopback connection (Linux), an address of this listener, ``/start?t=<token>``, that
+        redirects to ``url`` only a client of this user (or root): the state, nonce and code
+        challenge never appear on a command line. Elsewhere ``url`` itself.
+        """
+        if not peers.can_identify():
+            return url
+        token = secrets.token_urlsafe(16)
+        self._start = (token.encode("ascii"), url)
+        return f"http://127.0.0.1:{self.port}{START_PATH}?t={token}"
 
     def wait(self, timeout: float) -> Callback | None:
         """The first valid authorization response, or None if none came within ``timeout``."""
@@ -206,6 +224,10 @@ class CallbackListener:
             return
         except OSError:  # too slow (TimeoutError), or gone: drop it
             return
+        start = self._start_answer(request_line, sock)
+        if start is not None:
+            _respond(sock, *start)
+            return
         status, page, decided = self._route(request_line)
         holds_code = decided and self._callback is not None and bool(self._callback.code)
         if holds_code:  # the success page only goes out once the code exchange succeeded
@@ -216,6 +238,21 @@ class CallbackListener:
         finally:
             if decided:
                 self._sent.set()
+
+    def _start_answer(
+        self, request_line: str, sock: socket.socket
+    ) -> tuple[HTTPStatus, str, str | None] | None:
+        """The answer to ``GET /start?t=<token>`` (see browser_url); None for other paths."""
+        target = request_line.split(" ")[1] if request_line.count(" ") == 2 else ""
+        path, _, query = target.partition("?")
+        if path != START_PATH:
+            return None
+        token = dict(parse_qsl(query)).get("t", "").encode("utf-8")
+        if self._start is None or not hmac.compare_digest(token, self._start[0]):
+            return HTTPStatus.NOT_FOUND, pages.not_found(), None
+        if not peers.is_this_user(peers.peer_uid(sock)):
+            return HTTPStatus.FORBIDDEN, pages.rejected("Not your sign-in"), None
+        return HTTPStatus.SEE_OTHER, pages.redirecting(), self._start[1]
 
     def _route(self, request_line: str) -> tuple[HTTPStatus, str, bool]:
         """(status, page, whether this request is the one that decided the login)."""
@@ -238,18 +275,19 @@ class CallbackListener:
         text = address.strip()
         if len(text) > self.max_head:
             return "That address is far too long to be this login's."
-        parts = urlsplit(text if "://" in text else f"http://{text}")
-        try:
+        foreign = f"That is not this login's address; it starts with {self.redirect_uri}?"
+        try:  # "http://[..." or a port that is no number: urllib raises ValueError
+            parts = urlsplit(text if "://" in text else f"http://{text}")
             port = parts.port
         except ValueError:
-            port = None
+            return foreign
         if (parts.scheme, parts.hostname, port, parts.path) != (
             "http",
             "127.0.0.1",
             self.port,
             CALLBACK_PATH,
         ):
-            return f"That is not this login's address; it starts with {self.redirect_uri}?"
+            return foreign
         return self._judge(parts.query, via_browser=False).refusal
 
     def _judge(self, query: str, *, via_browser: bool) -> _Verdict:
@@ -393,7 +431,9 @@ def _read_request_line(sock: socket.socket, deadline: float, limit: int) -> str:
         raise _Rejected(HTTPStatus.BAD_REQUEST) from None
 
 
-def _respond(sock: socket.socket, status: HTTPStatus, page: str) -> None:
+def _respond(
+    sock: socket.socket, status: HTTPStatus, page: str, location: str | None = None
+) -> None:
     """Send one complete response and close gracefully (Connection: close)."""
     body = page.encode("utf-8")
     headers = [
@@ -405,6 +445,8 @@ def _respond(sock: socket.socket, status: HTTPStatus, page: str) -> None:
     ]
     if status == HTTPStatus.METHOD_NOT_ALLOWED:
         headers.append("Allow: GET")
+    if location is not None:  # percent-encoded beyond ASCII: a header is ASCII
+        headers.append(f"Location: {quote(location, safe=URL_CHARACTERS)}")
     try:
         sock.settimeout(2.0)
         sock.sendall(("\r\n".join(headers) + "\r\n\r\n").encode("ascii") + body)

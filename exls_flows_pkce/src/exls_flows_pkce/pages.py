@@ -63,6 +63,10 @@ def see_terminal() -> str:
     )
 
 
+def redirecting() -> str:
+    return _page("Signing in", ["Taking you to the sign-in page..."], "ok")
+
+
 def not_found() -> str:
     return _page("Not found", ["exls is waiting for a sign-in response at /callback only."], "bad")
 

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import IO
 
-from exls_core.plugin import FlowFallback, FlowRequest
+from exls_core.plugin import FlowFallback, FlowRequest, plain_text
 from exls_flows_pkce.listener import MAX_HEAD, Callback, CallbackListener
 
 PROMPT = "Paste the address here and press Enter:"
@@ -71,8 +71,16 @@ def typed_input(stream: IO[str] | None) -> Lines | None:
 
 
 def link(url: str, terminal: bool) -> str:
-    """The URL as a terminal hyperlink (OSC 8) on a terminal; the visible text is the URL."""
+    """The URL as a terminal hyperlink (OSC 8) on a terminal; the visible text is the URL.
+    The provider's part of it passes plain_text first: an escape sequence in the endpoint
+    could otherwise end the hyperlink early and talk to the terminal."""
+    url = printable_url(url)
     return f"\x1b]8;;{url}\x1b\\{url}\x1b]8;;\x1b\\" if terminal else url
+
+
+def printable_url(url: str) -> str:
+    """The URL for the terminal, through core's sanitizer (the whole of it, however long)."""
+    return plain_text(url, max(len(url), 1))
 
 
 def wait_elsewhere(

@@ -18,6 +18,7 @@ import os
 import queue
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -370,7 +371,7 @@ class Browser:
             driver = self.driver
             if fresh_session:  # no provider session left over from an earlier login
                 driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
-            origin = _origin(url)
+            origin = _provider_origin(url)
             steps: list[str] = []
             pages: list[str] = []  # the kind of page each step was taken on
             code_sent = False
@@ -505,3 +506,25 @@ class Browser:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _provider_origin(url: str) -> str:
+    """The origin of the provider's pages for a URL exls handed the browser. On Linux that is
+    its listener's ``/start`` address (issue 23: the authorization URL stays off the command
+    line), which redirects this user's browser there: ask it where, as the browser will."""
+    parts = urlsplit(url)
+    if parts.hostname != "127.0.0.1" or parts.path != "/start":
+        return _origin(url)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect)
+    try:
+        opener.open(url, timeout=30).close()
+    except urllib.error.HTTPError as answer:
+        if answer.code == 303 and answer.headers.get("Location"):
+            return _origin(answer.headers["Location"])
+        raise
+    raise BrowserLoginError(f"{url} did not redirect to the provider")

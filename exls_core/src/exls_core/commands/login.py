@@ -195,7 +195,9 @@ def _login(
     )
     if email:
         remember_email(email)
-    ui.message(f"Logged in as {session.display_name}")
+    from exls_core.text import plain_text
+
+    ui.message(f"Logged in as {plain_text(session.display_name)}")  # the provider's words
     note = (
         store.login_note()
         if not unkept

@@ -61,13 +61,14 @@ def _found_elsewhere(settings: Settings, store: SessionStore) -> list[tuple[str,
 
 def _elsewhere_note(found: list[tuple[str, str, Session]]) -> None:
     from exls_core.config import SESSION_STORES
+    from exls_core.text import plain_text
 
     for kind, backend, session in found:
         choice = (
             f" (EXLS_SESSION_STORE={kind} would use that one)" if kind in SESSION_STORES else ""
         )
         click.echo(
-            f"  note:     a session of {session.display_name} is also kept in {backend}; exls "
+            f"  note:     a session of {plain_text(session.display_name)} is also kept in {backend}; exls "
             f'uses the store above{choice}; "exls logout" removes both.'
         )
 
@@ -179,7 +180,9 @@ def status(as_json: bool) -> None:
         expiry = f"{_iso(session.expires_at)} (expired {_relative(left)})"
     if session.refresh_token or session.is_workload:  # a workload's flow trades again
         expiry += ", renewed automatically" if left > 0 else ", renewed on next use"
-    click.echo(f"Logged in as {session.display_name}")
+    from exls_core.text import plain_text  # the provider's words, made safe for the terminal
+
+    click.echo(f"Logged in as {plain_text(session.display_name)}")
     rows = [
         ("subject", session.subject),
         *([("identity", f"workload of {session.identity_issuer}")] if session.is_workload else []),
@@ -191,7 +194,7 @@ def status(as_json: bool) -> None:
         ("keyring", backend + (" (stores tokens unencrypted)" if plaintext else "")),
     ]
     for name, value in rows:
-        click.echo(f"  {name + ':':<9} {value}")
+        click.echo(f"  {name + ':':<9} {plain_text(value)}")
     _elsewhere_note(elsewhere)
     if not matches:
         click.echo(

@@ -133,7 +133,7 @@ class TokenResponse:
         expires_in = body.get("expires_in")
         try:
             expires = float(expires_in) if expires_in is not None else None
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float
             expires = -1.0
         if expires is not None and not 0 <= expires < 10 * 365 * 86400:  # NaN fails this too
             raise FlowFailed("The identity provider sent an invalid expires_in.")

@@ -70,6 +70,15 @@ class InvalidGrant(Exception):
     """The provider refused the refresh token: the session is dead."""
 
 
+class UnusableAnswer(ExlsError):
+    """A successful refresh answer exls cannot use; ``refresh_token`` is the rotated one it
+    carried (the provider may have spent the old one already), to be kept all the same."""
+
+    def __init__(self, message: str, refresh_token: str | None) -> None:
+        super().__init__(message, hint=KEPT)
+        self.refresh_token = refresh_token
+
+
 def check_matches(session: Session, settings: Settings) -> None:
     """Never send a refresh token to an issuer or client it was not issued for."""
     if (session.issuer, session.client_id) != (settings.issuer, settings.client_id):
@@ -229,6 +238,10 @@ def _refresh(
             session.client_id,
             settings.http_timeout,
         )
+    except UnusableAnswer as exc:
+        if exc.refresh_token and exc.refresh_token != session.refresh_token:
+            _keep_rotated(store, session, exc.refresh_token)
+        raise
     except InvalidGrant:
         latest = store.load()
         if latest is not None and latest.refresh_token == session.refresh_token:
@@ -312,6 +325,7 @@ def post_refresh(
 
     from exls_core.http import describe_network_error, new_session, read_json
     from exls_core.plugin import NonceCheck, TokenResponse
+    from exls_core.text import plain_text
 
     data = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id}
     try:
@@ -333,12 +347,19 @@ def post_refresh(
     if response.status_code == 200:
         if not isinstance(body, dict):
             raise ExlsError("Could not refresh the session: the token response is not an object.")
-        # Core validates a refreshed ID token itself (no nonce in a refresh, see _refresh).
-        return TokenResponse.from_json(body, nonce_check=NonceCheck.NOT_IN_PROTOCOL)
+        try:
+            # Core validates a refreshed ID token itself (no nonce in a refresh, see _refresh).
+            return TokenResponse.from_json(body, nonce_check=NonceCheck.NOT_IN_PROTOCOL)
+        except ExlsError as exc:
+            rotated = body.get("refresh_token")
+            raise UnusableAnswer(
+                exc.message,
+                rotated if isinstance(rotated, str) else None,
+            ) from None
     error = body.get("error") if isinstance(body, dict) else None
     if error == "invalid_grant":
         raise InvalidGrant()
-    detail = f" ({str(error)[:60]})" if error else ""
+    detail = f" ({plain_text(str(error), 60)})" if error else ""
     raise ExlsError(
         "Could not refresh the session: the identity provider answered "
         f"HTTP {response.status_code}{detail}.",

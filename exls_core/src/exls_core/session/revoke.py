@@ -33,8 +33,10 @@ def _error_code(response: Any) -> str | None:
         body = read_json(response, "revocation endpoint")
     except ExlsError:
         return None
+    from exls_core.text import plain_text
+
     error = body.get("error") if isinstance(body, dict) else None
-    return str(error)[:60] if error else None
+    return plain_text(str(error), 60) if error else None
 
 
 def revoke_tokens(session: Session, metadata: Mapping[str, Any], timeout: float) -> str | None:
@@ -54,11 +56,11 @@ def revoke_tokens(session: Session, metadata: Mapping[str, Any], timeout: float)
             data = {"token": token, "token_type_hint": hint, "client_id": session.client_id}
             try:
                 response = http.post(endpoint, data=data, stream=True)
-            except requests.RequestException as exc:
+                if response.status_code == 200:
+                    continue
+                error = _error_code(response)
+            except requests.RequestException as exc:  # the error body too may come too slowly
                 return describe_network_error(exc, endpoint)
-            if response.status_code == 200:
-                continue
-            error = _error_code(response)
             if hint == "access_token" and error == "unsupported_token_type":
                 continue  # many providers revoke only refresh tokens (RFC 7009 2.2.1)
             return f"{endpoint} answered HTTP {response.status_code}" + (
@@ -82,6 +84,8 @@ def _revoke(settings: Settings, session: Session) -> str | None:
         return revoke_tokens(session, metadata, timeout)
     except ExlsError as exc:
         return exc.message
+    except Exception as exc:  # whatever the provider sent: logout still removes the session
+        return f"unexpected {type(exc).__name__} while revoking"
 
 
 def _remove(settings: Settings, store: SessionStore) -> tuple[bool, str | None]:

@@ -1,10 +1,11 @@
 """ID token validation (OpenID Connect Core 3.1.3.7) with PyJWT: nothing is hand-rolled.
 
 Checked before anything is stored: the algorithm against an allow-list of asymmetric ones,
-the signature against the issuer's JWKS (fetched again once for an unknown ``kid``, which is
-how key rotation looks from here), ``iss``, ``aud``/``azp``, ``exp``/``iat`` with 120 s leeway
-and, at login, the ``nonce``. The keys are fetched with exls_core.http, so the same timeout,
-REQUESTS_CA_BUNDLE and proxy settings apply as everywhere else.
+the signature against the issuer's JWKS (fetched again once for an unknown ``kid``, or when
+the cached keys do not verify the signature: that is how key rotation looks from here),
+``iss``, ``aud``/``azp``, ``exp``/``iat`` with 120 s leeway and, at login, the ``nonce``.
+The keys are fetched with exls_core.http, so the same timeout, REQUESTS_CA_BUNDLE and proxy
+settings apply as everywhere else; they are the trust anchor, so no redirect is followed.
 """
 
 from __future__ import annotations
@@ -48,17 +49,17 @@ def fetch_jwks(uri: str, timeout: float) -> Any:
     """GET the JWKS with exls_core.http (timeout, CA bundle, proxies, bounded size)."""
     import requests
 
-    from exls_core.http import describe_network_error, new_session, read_json
+    from exls_core.http import describe_network_error, new_session, not_followed, read_json
 
     try:
         with new_session(timeout) as http:
-            response = http.get(  # keys are public and checked by signature: redirects are fine
-                uri, stream=True, headers={"Accept": "application/json"}, allow_redirects=True
-            )
+            # The keys are the trust anchor: no redirect (new_session follows none), which
+            # might lead anywhere, https to http included.
+            response = http.get(uri, stream=True, headers={"Accept": "application/json"})
             if response.status_code != 200:
                 raise ExlsError(
                     f"Cannot fetch the identity provider's signing keys: "
-                    f"{uri} answered HTTP {response.status_code}."
+                    f"{uri} answered HTTP {response.status_code}{not_followed(response)}."
                 )
             return read_json(response, "JWKS endpoint")
     except requests.RequestException as exc:
@@ -185,7 +186,7 @@ def validate_id_token(
 
     try:
         header = jwt.get_unverified_header(id_token)
-    except jwt.PyJWTError:
+    except (jwt.PyJWTError, RecursionError):  # RecursionError: a header nested absurdly deep
         raise IdTokenRejected("malformed token") from None
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
@@ -203,9 +204,10 @@ def validate_id_token(
     try:
         claims = _decode(id_token, keys, **checks)
     except jwt.InvalidSignatureError as exc:
-        if kid is not None or not jwks.from_cache:
+        if not jwks.from_cache:
             raise _rejection(exc) from None
-        # No kid to notice a rotation by: the cached keys may be old ones. Fetch once more.
+        # The cached keys may be old ones: a rotation without a kid, or new keys published
+        # under the same kid. Fetch them once more before refusing.
         try:
             claims = _decode(id_token, _candidates(jwks.keys(fresh=True), kid, alg), **checks)
         except jwt.PyJWTError as again:
