@@ -67,8 +67,9 @@ def _elsewhere_note(found: list[tuple[str, str, Session]]) -> None:
         choice = (
             f" (EXLS_SESSION_STORE={kind} would use that one)" if kind in SESSION_STORES else ""
         )
+        who = plain_text(session.display_name)  # the provider's words
         click.echo(
-            f"  note:     a session of {plain_text(session.display_name)} is also kept in {backend}; exls "
+            f"  note:     a session of {who} is also kept in {backend}; exls "
             f'uses the store above{choice}; "exls logout" removes both.'
         )
 
