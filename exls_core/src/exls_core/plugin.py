@@ -40,7 +40,8 @@ even imported.
 Everything a flow needs comes from here: the :class:`FlowRequest` carries core's HTTP
 session (``request.http``: timeouts, no redirects), the flow's settings
 (``request.settings``) and the terminal (``request.ui``); :func:`read_json`,
-:func:`describe_network_error` and :func:`plain_text` are the helpers core uses itself.
+:func:`describe_network_error`, :func:`plain_text` and :func:`is_container` are the helpers
+core uses itself.
 A plugin imports nothing else from ``exls_core``.
 
 A *routing plugin* (entry-point group ``exls.routing``) maps an email address to the
@@ -60,6 +61,7 @@ import pluggy
 
 from exls_core import entry_points
 from exls_core.config import LOOPBACK_HOSTS, SSORoute
+from exls_core.container import is_container
 from exls_core.errors import ExlsError
 from exls_core.text import REDACTED, plain_text
 
@@ -92,6 +94,7 @@ __all__ = [
     "describe_network_error",
     "hookimpl",
     "hookspec",
+    "is_container",
     "plain_text",
     "read_body",
     "read_json",

@@ -94,7 +94,7 @@ def status(as_json: bool) -> None:
             click.echo(json.dumps(answer, indent=2))
         else:
             click.echo("You are not logged in.")
-            click.echo(f"  keyring:  {backend}")
+            click.echo(f"  {store.label + ':':<9} {backend}")
         raise click.exceptions.Exit(1)
 
     now = time.time()
@@ -110,7 +110,7 @@ def status(as_json: bool) -> None:
             "expires_at": _iso(session.expires_at),
             "expires_in": int(left),
             "expired": left <= 0,
-            "refreshable": bool(session.refresh_token),
+            "refreshable": store.refreshable(session),
             "scopes": list(session.scopes),
             "flow": session.flow,
             "logged_in_at": _iso(session.logged_in_at),
@@ -118,6 +118,7 @@ def status(as_json: bool) -> None:
             "keyring_backend": backend,
             "keyring_plaintext": plaintext,
             "matches_settings": matches,
+            **store.facts(),
         }
         click.echo(json.dumps(data, indent=2))
         return
@@ -125,7 +126,7 @@ def status(as_json: bool) -> None:
         expiry = f"{_iso(session.expires_at)} ({_relative(left)})"
     else:
         expiry = f"{_iso(session.expires_at)} (expired {_relative(left)})"
-    if session.refresh_token:
+    if store.refreshable(session):
         expiry += ", renewed automatically" if left > 0 else ", renewed on next use"
     click.echo(f"Logged in as {session.display_name}")
     rows = [
@@ -134,7 +135,7 @@ def status(as_json: bool) -> None:
         ("expires", expiry),
         ("scopes", " ".join(session.scopes)),
         ("flow", session.flow),
-        ("keyring", backend + (" (stores tokens unencrypted)" if plaintext else "")),
+        (store.label, backend + (" (stores tokens unencrypted)" if plaintext else "")),
     ]
     for name, value in rows:
         click.echo(f"  {name + ':':<9} {value}")

@@ -97,6 +97,8 @@ def current_session(
 
 
 def _refresh_locked(settings: Settings, store: SessionStore, clock: Clock) -> Session:
+    if not store.holds_refresh_token:
+        return store.renewed(settings)  # the exls agent renews, under its own lock
     from exls_core.session.locking import session_lock
 
     with session_lock():

@@ -82,6 +82,8 @@ def logout(settings: Settings, *, store: SessionStore | None = None) -> LogoutRe
     from exls_core.session.selection import open_store
 
     store = store or open_store(settings)
+    if not store.holds_refresh_token:  # the exls agent revokes and forgets, then exits
+        return LogoutResult(*store.end(settings))
     with session_lock():
         try:
             session = store.load()

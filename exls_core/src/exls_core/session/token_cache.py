@@ -16,7 +16,10 @@ The store keeps the record coherent (:class:`exls_core.session.store.SessionStor
 write and removal drops it first, a committed write puts the new one, and a reader that
 refills it checks that the store did not change meanwhile. The record also names the store
 version it was taken from (the commit's generation). ``EXLS_TOKEN_CACHE=0`` (or ``[auth]
-token_cache = false``) stops reads and writes; drops still happen.
+token_cache = false``) stops reads and writes; drops still happen. In a container that shares
+the host's user namespace the kernel keyring is shared with every process of the uid on the
+host (:func:`exls_core.container.shares_host_keyring`): there the cache is off unless turned
+on explicitly (``EXLS_TOKEN_CACHE=1`` or ``token_cache = true``).
 """
 
 from __future__ import annotations
@@ -81,9 +84,20 @@ def inputs() -> list[str]:
     return values
 
 
+def wanted(setting: bool | None) -> bool:
+    """The setting, or where unset: on, except in a container sharing the host's keyring."""
+    if setting is not None:
+        return setting
+    from exls_core.container import shares_host_keyring
+
+    return not shares_host_keyring()
+
+
 def _allowed_by_environment() -> bool:
     value = os.environ.get(CACHE_ENV)
-    return value is None or value.strip().lower() in _ON  # other values: the full path decides
+    if value is None:
+        return wanted(None)
+    return value.strip().lower() in _ON  # other values: the full path decides
 
 
 def _find_key(create_link: bool) -> int | None:
@@ -190,6 +204,6 @@ class TokenCache:
             pass  # a kernel that refuses keyring calls holds no record either
 
 
-def for_settings(enabled: bool) -> TokenCache | None:
+def for_settings(enabled: bool | None) -> TokenCache | None:
     """The cache for this platform: None off Linux; on Linux one that at least drops."""
-    return TokenCache(enabled) if sys.platform == "linux" else None
+    return TokenCache(wanted(enabled)) if sys.platform == "linux" else None

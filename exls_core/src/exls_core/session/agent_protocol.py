@@ -1,0 +1,228 @@
+"""The exls agent's socket and protocol, shared by the agent and its clients.
+
+Where: ``EXLS_AGENT_SOCKET`` when set (as ``SSH_AUTH_SOCK``: a socket mounted from elsewhere),
+else ``agent.sock`` in ``$XDG_RUNTIME_DIR/exalsius/``, else in ``exls-<uid>`` under the temp
+directory: a fixed place per user, so a new shell (a new ``docker exec``) finds the agent
+without any variable. The directory is created 0700; one that is a symlink, belongs to
+another user or lets others in is refused with one line naming it, and so is a socket path
+that is a symlink or not this user's socket.
+
+What: one request per connection, one answer. Each message is a 4-byte big-endian length and
+that many bytes of a JSON object, at most 64 KiB; a request carries ``"v": 1`` and ``"op"``.
+Every connection is checked with the peer's credentials (SO_PEERCRED on Linux, getpeereid on
+macOS): only this uid is served.
+
+Standard library only, and cheap to import: ``exls auth token`` talks to the agent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import struct
+import sys
+
+from exls_core.errors import ExlsError
+
+TYPE_CHECKING = False  # as typing's (mypy reads it so); importing typing costs auth token
+
+if TYPE_CHECKING:
+    from typing import Any
+
+VERSION = 1
+MAX_MESSAGE = 64 * 1024
+SOCKET_ENV = "EXLS_AGENT_SOCKET"
+SOCKET_NAME = "agent.sock"
+REPLY_TIMEOUT = 60.0  # a renewal is an HTTP exchange or two; only a hang guard
+_HEADER = struct.Struct(">I")
+
+
+class ProtocolError(Exception):
+    """A message that breaks the protocol (too long, not JSON, cut short, too slow)."""
+
+
+class UnsafeSocketPath(ExlsError):
+    """The agent's directory or socket is not private to this user."""
+
+
+class AgentGone(ExlsError):
+    """A socket is there, but no agent answers it: the session it held is gone."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            "Your session was held in memory by the exls agent, which is gone (the container "
+            f"restarted, or the agent was stopped or killed; its socket {path} is left).",
+            hint='Run "exls login" to log in again.',
+        )
+
+
+# --- where
+
+
+def default_dir() -> str:
+    from exls_core.paths import runtime_dir
+
+    runtime = runtime_dir()
+    if runtime is not None:
+        return runtime
+    import tempfile
+
+    return os.path.join(tempfile.gettempdir(), f"exls-{os.getuid()}")
+
+
+def socket_path() -> str:
+    """The agent's socket path (not checked; see :func:`checked_socket_path`)."""
+    explicit = os.environ.get(SOCKET_ENV, "").strip()
+    if explicit:
+        return os.path.abspath(os.path.expanduser(explicit))
+    return os.path.join(default_dir(), SOCKET_NAME)
+
+
+def _refuse(path: str, why: str) -> UnsafeSocketPath:
+    return UnsafeSocketPath(
+        f"Refusing the exls agent's {path}: {why}.",
+        hint=f"Remove it, or name another socket with {SOCKET_ENV}.",
+    )
+
+
+def check_dir(path: str, *, create: bool) -> None:
+    """``path`` is a real directory of this user that nobody else may enter (created 0700
+    when missing and ``create``); UnsafeSocketPath naming it otherwise."""
+    if create:
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise ExlsError(
+                f"Cannot create the exls agent's directory {path}: {exc.strerror or exc}."
+            ) from None
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        raise ExlsError(f"Cannot use the exls agent's directory {path}: {exc.strerror}.") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise _refuse(path, "it is a symlink")
+    if not stat.S_ISDIR(info.st_mode):
+        raise _refuse(path, "it is not a directory")
+    if info.st_uid != os.getuid():
+        raise _refuse(path, f"it belongs to another user (uid {info.st_uid})")
+    if info.st_mode & 0o077:
+        raise _refuse(path, f"others can access it (mode {info.st_mode & 0o777:o})")
+
+
+def check_socket(path: str) -> bool:
+    """True when ``path`` is this user's socket, False when nothing is there;
+    UnsafeSocketPath when it is anything else (a symlink, a file, another user's)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise ExlsError(f"Cannot use the exls agent's socket {path}: {exc.strerror}.") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise _refuse(path, "it is a symlink")
+    if not stat.S_ISSOCK(info.st_mode):
+        raise _refuse(path, "it is not a socket")
+    if info.st_uid != os.getuid():
+        raise _refuse(path, f"it belongs to another user (uid {info.st_uid})")
+    return True
+
+
+def checked_socket_path(*, create: bool = False) -> tuple[str, bool]:
+    """The socket path after the checks above, and whether a socket is there."""
+    path = socket_path()
+    directory = os.path.dirname(path)
+    if not create and not os.path.lexists(directory):
+        return path, False  # no agent has ever run here
+    check_dir(directory, create=create)
+    return path, check_socket(path)
+
+
+# --- who
+
+
+def peer_uid(conn: socket.socket) -> int:
+    """The uid of the process at the other end of a Unix socket."""
+    if sys.platform == "linux":
+        ucred = struct.Struct("3i")  # pid, uid, gid
+        raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, ucred.size)
+        return int(ucred.unpack(raw)[1])
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    uid, gid = ctypes.c_uint32(), ctypes.c_uint32()
+    if libc.getpeereid(conn.fileno(), ctypes.byref(uid), ctypes.byref(gid)) != 0:
+        raise OSError(ctypes.get_errno(), "getpeereid")
+    return int(uid.value)
+
+
+def same_user(conn: socket.socket) -> bool:
+    """Only this uid is served; a peer whose credentials cannot be read is not."""
+    try:
+        return peer_uid(conn) == os.getuid()
+    except OSError:
+        return False
+
+
+# --- what
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    body = json.dumps(message, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    if len(body) > MAX_MESSAGE:
+        raise ProtocolError(f"message of {len(body)} bytes, over {MAX_MESSAGE}")
+    return _HEADER.pack(len(body)) + body
+
+
+def _read_exactly(conn: socket.socket, size: int) -> bytes:
+    chunks: list[bytes] = []
+    while size:
+        try:
+            chunk = conn.recv(min(size, 65536))
+        except TimeoutError:
+            raise ProtocolError("too slow") from None
+        if not chunk:
+            raise ProtocolError("cut short")
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def receive(conn: socket.socket) -> dict[str, Any]:
+    """One message; ProtocolError when it is not one (the socket's timeout bounds each read)."""
+    (size,) = _HEADER.unpack(_read_exactly(conn, _HEADER.size))
+    if size > MAX_MESSAGE:
+        raise ProtocolError(f"message of {size} bytes, over {MAX_MESSAGE}")
+    try:
+        message = json.loads(_read_exactly(conn, size))
+    except (ValueError, RecursionError):
+        raise ProtocolError("not JSON") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("not a JSON object")
+    return message
+
+
+def call(path: str, request: dict[str, Any], timeout: float = REPLY_TIMEOUT) -> dict[str, Any]:
+    """Send one request to the agent at ``path`` and return its answer.
+
+    AgentGone when a socket is there but nothing answers; ConnectionError (FileNotFoundError)
+    when there is no socket; ExlsError when the answer breaks the protocol."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.settimeout(timeout)
+        try:
+            conn.connect(path)
+        except ConnectionRefusedError:
+            raise AgentGone(path) from None
+        if not same_user(conn):  # a socket mounted from elsewhere: serve only our own agent
+            raise ExlsError(f"Refusing the exls agent at {path}: it runs as another user.")
+        conn.sendall(encode({"v": VERSION, **request}))
+        try:
+            return receive(conn)
+        except ProtocolError as exc:
+            raise ExlsError(f"The exls agent at {path} gave no usable answer ({exc}).") from None
+    finally:
+        conn.close()
