@@ -248,13 +248,19 @@ class Agent:
 # --- the process
 
 
+NAME = b"exls-agent"  # what ps, top and pgrep show (the comm field, /proc/PID/comm)
+
+
 def _no_dump() -> None:
-    """prctl(PR_SET_DUMPABLE, 0): no ptrace, no /proc/PID/mem, no core file (Linux)."""
+    """prctl(PR_SET_DUMPABLE, 0): no ptrace, no /proc/PID/mem, no core file; and the name
+    (PR_SET_NAME). Linux only: macOS has no prctl."""
     if sys.platform != "linux":
         return
     import ctypes
 
-    ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE
+    prctl(15, ctypes.c_char_p(NAME), 0, 0, 0)  # PR_SET_NAME
 
 
 @contextlib.contextmanager

@@ -69,8 +69,11 @@ class AgentSessionStore(SessionStore):
 
     # --- talking to the agent
 
-    def _call(self, request: dict[str, Any], *, verb: str) -> dict[str, Any] | None:
-        """The agent's answer; None when no agent runs (no socket)."""
+    def _call(
+        self, request: dict[str, Any], *, verb: str, gone_ok: bool = False
+    ) -> dict[str, Any] | None:
+        """The agent's answer; None when no agent runs (no socket, or with gone_ok a socket
+        that nothing answers: a new agent replaces it)."""
         try:
             path, present = proto.checked_socket_path()
             if not present:
@@ -79,6 +82,8 @@ class AgentSessionStore(SessionStore):
         except FileNotFoundError:
             return None  # it stopped between the check and the call
         except proto.AgentGone as exc:
+            if gone_ok:
+                return None
             raise StoreError(exc.message, hint=exc.hint) from None
         except ExlsError as exc:
             raise StoreError(f"Failed to {verb} token: {exc.message}", hint=exc.hint) from None
@@ -174,7 +179,7 @@ class AgentSessionStore(SessionStore):
             self.cache.drop()  # a record from another store must not outlive this login
         self.check_usable()
         request = {"op": "put", "session": session.to_json()}
-        answer = self._call(request, verb="store")
+        answer = self._call(request, verb="store", gone_ok=True)
         if answer is None:
             start_agent(self.path)
             answer = self._call(request, verb="store")
