@@ -168,13 +168,12 @@ def test_the_lock_directory_fallback_is_private(
     assert mode(old) == 0o700 and mode(old.parent) == 0o700
 
 
-def test_the_runtime_lock_directory_is_private(
+def test_the_lock_directory_is_not_in_the_runtime_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runtime = tmp_path / "run"
     runtime.mkdir(mode=0o700)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    (runtime / "exalsius").mkdir(mode=0o777)
-    (runtime / "exalsius").chmod(0o777)
-    assert lock_dir() == runtime / "exalsius"
-    assert mode(runtime / "exalsius") == 0o700
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert lock_dir() == tmp_path / "cache" / "exalsius" / "locks"
+    assert mode(lock_dir()) == 0o700

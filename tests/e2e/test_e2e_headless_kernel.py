@@ -8,12 +8,13 @@ scoped to it (tests/conftest.py: EXLS_KERNEL_KEY_SCOPE and a fresh session keyri
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from exls_testbed.cli import ExlsCli, Result, login_device
+from exls_testbed.cli import ExlsCli, ExlsProcess, Result, login_device
 from exls_testbed.idp import IdpServer
 from exls_testbed.secret_service import SecretService
 from test_e2e_session import _files, _leaks
@@ -125,3 +126,96 @@ def test_a_failed_login_keeps_the_kernel_session(
     assert before is not None and token.stdout == before.access_token + "\n"
     assert exls.run("logout", env=HEADLESS).returncode == 0
     assert scoped_keys() == {}
+
+
+# -- one session lock wherever exls runs from (issue 23, item 3) ------------------------------
+
+HOLD_THE_LOCK = """
+import sys
+from exls_core.paths import lock_dir
+from exls_core.session.locking import session_lock
+with session_lock():
+    print(lock_dir() / "session.lock", flush=True)
+    sys.stdin.read()
+"""
+IN_OPEN = 0x20  # inotify(7)
+
+
+def _first_open_or_exit(path: str, procs: list[ExlsProcess], timeout: float = 120) -> bool:
+    """True once some process opens the file at path; False when one of procs exits first."""
+    import ctypes
+    import select
+    import time
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK)
+    assert fd >= 0, os.strerror(ctypes.get_errno())
+    try:
+        assert libc.inotify_add_watch(fd, path.encode(), IN_OPEN) >= 0
+        deadline = time.monotonic() + timeout  # a hang guard only
+        while time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.1)[0]:
+                return True
+            if any(not proc.running() for proc in procs):
+                return False
+        raise AssertionError(f"nobody opened {path} within {timeout} s")
+    finally:
+        os.close(fd)
+
+
+def test_exls_in_every_environment_of_a_user_refreshes_once(
+    idp: IdpServer, exls: ExlsCli, browser: Browser, tmp_path: Path
+) -> None:
+    """An SSH shell, a cron job (no XDG_RUNTIME_DIR) and a shell with another TMPDIR refresh at
+    once: one refresh grant, since they all take the store's one session lock."""
+    import subprocess
+
+    idp.configure(skip_consent=True, device_interval=1, access_token_ttl=30)  # to refresh at once
+    login = login_device(exls, browser, EMAIL, flow="device_code", env=HEADLESS)
+    assert login.result.returncode == 0, login.result.describe()
+    idp.configure(access_token_ttl=3600)
+    before = KernelSessionStore().load()
+    assert before is not None
+
+    def place(name: str, runtime: bool) -> dict[str, str | None]:
+        (tmp_path / f"tmp-{name}").mkdir(mode=0o700)
+        env: dict[str, str | None] = {**HEADLESS, "TMPDIR": str(tmp_path / f"tmp-{name}")}
+        if runtime:
+            (tmp_path / f"run-{name}").mkdir(mode=0o700)
+        env["XDG_RUNTIME_DIR"] = str(tmp_path / f"run-{name}") if runtime else None
+        return env
+
+    cron, ssh, desktop = place("cron", False), place("ssh", True), place("desktop", True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_LOCK],
+        env=exls.env(cron),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        lock = holder.stdout.readline().strip()
+        assert lock, "the lock holder failed"
+        # While a process without XDG_RUNTIME_DIR holds the lock, exls with another runtime
+        # directory and TMPDIR must wait for it (before: it took a lock of its own).
+        early = [exls.start("auth", "token", env=ssh), exls.start("auth", "token", env=desktop)]
+        if not _first_open_or_exit(lock, early):
+            finished = [exls.finish(proc) for proc in early if not proc.running()]
+            grants = len(idp.token_grants("refresh_token"))
+            raise AssertionError(
+                f"exls finished ({grants} refresh grant(s)) without waiting for the session "
+                f"lock {lock} another process held: {finished[0].describe()}"
+            )
+        late = [exls.start("auth", "token", env=env) for env in (cron, ssh, desktop)]
+    finally:
+        holder.communicate("", timeout=60)
+    results = [exls.finish(proc, timeout=90) for proc in early + late]
+    for result in results:
+        assert result.returncode == 0, result.describe()
+    tokens = {result.stdout for result in results}
+    assert len(tokens) == 1 and tokens != {before.access_token + "\n"}, tokens
+    grants = idp.token_grants("refresh_token")
+    assert [grant["status"] for grant in grants] == [200], [g["error"] for g in grants]
+    after = KernelSessionStore().load()
+    assert after is not None and tokens == {after.access_token + "\n"}

@@ -66,17 +66,16 @@ def runtime_dir() -> str | None:
 
 
 def lock_dir() -> Path:
-    """Cross-process locks (token refresh): the private runtime directory where there is one,
-    else ``locks`` in the cache directory; either is private (0700), see exls_core.cache."""
+    """Cross-process locks (token refresh): ``locks`` in the cache directory, private (0700,
+    see exls_core.cache).
+
+    Never the runtime directory or TMPDIR, which differ between an SSH shell, a desktop
+    terminal and a cron job of the same user: those share one session store, so they must
+    share one lock.
+    """
     from pathlib import Path
 
     from exls_core.cache import private_dir
 
-    runtime = runtime_dir()
-    if runtime is not None:
-        try:
-            return Path(private_dir(runtime))
-        except OSError:
-            pass
     private_dir(user_dir("cache"))
     return Path(private_dir(os.path.join(user_dir("cache"), "locks")))
