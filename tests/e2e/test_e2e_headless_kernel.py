@@ -28,7 +28,14 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the Linux kernel keyring")
 
 EMAIL = "alice@example.com"
-HEADLESS = {"DBUS_SESSION_BUS_ADDRESS": None}  # an SSH login to a server: no session bus
+# An SSH login to a server: no session bus. The store and the cache are named: on a machine
+# that is itself a container sharing the host's users (as CI's may be), auto would choose the
+# exls agent and no token cache (see test_e2e_container.py).
+HEADLESS = {
+    "DBUS_SESSION_BUS_ADDRESS": None,
+    "EXLS_SESSION_STORE": "kernel",
+    "EXLS_TOKEN_CACHE": "1",
+}
 
 # A new login session: its own session keyring, then exec exls (which keeps it).
 NEW_LOGIN = """

@@ -10,8 +10,10 @@ The session lives in a :class:`~exls_core.session.store.SessionStore` whose entr
 process's memory (:class:`MemoryEntries`): the same layout and the same two-slot writes as
 every other store. Clients get access tokens and the session's public facts, never the
 refresh token: the agent renews the session itself (:func:`exls_core.session.refresh._refresh`)
-and revokes it at logout. One lock, :attr:`Agent.writer`, orders every write: a login
-handing over a new session, a renewal, a logout; ten clients asking at once see one renewal.
+and revokes it at logout. Every write happens under :attr:`Agent.writer`: a login handing over
+a new session, a renewal, a logout; ten clients asking at once see one renewal. Renewals and
+logouts take the session lock first (:func:`exls_core.session.locking.session_lock`), in the
+order a login does (session lock, then the hand-over), so the two never wait on each other.
 
 It makes itself non-dumpable (no ptrace, no ``/proc/PID/mem`` for other processes of the
 user), keeps no token in its argv, environment or any file, and exits when it holds nothing:
@@ -207,10 +209,11 @@ class Agent:
     def _renew(self) -> Session | None:
         """The session with a fresh access token, renewed once under the writer lock;
         None when it is gone (the refresh token expired or was revoked)."""
+        from exls_core.session.locking import session_lock
         from exls_core.session.refresh import SessionExpired, _refresh
         from exls_core.session.token_cache import REFRESH_MARGIN
 
-        with self.writer:
+        with session_lock(), self.writer:
             session = self.store.load()
             if session is None:
                 return None
@@ -236,9 +239,10 @@ class Agent:
         return {"ok": True, "pid": os.getpid()}
 
     def _logout(self) -> dict[str, Any]:
+        from exls_core.session.locking import session_lock
         from exls_core.session.revoke import _revoke
 
-        with self.writer:
+        with session_lock(), self.writer:
             session = self.store.load()
             problem = _revoke(self.settings, session) if session is not None else None
             existed = self.store.clear()
