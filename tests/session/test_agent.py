@@ -445,3 +445,70 @@ def test_container_detection() -> None:
     assert shares_host_keyring(
         {"KUBERNETES_SERVICE_HOST": "10.0.0.1"}, set().__contains__, lambda: identity
     )
+
+
+# --- exls auth token through the agent: the fast path
+
+LIGHT_PROBE = """
+import sys
+sys.argv = ["exls", "auth", "token"]
+code = None
+try:
+    from exls_core.cli import run
+    run()
+except SystemExit as exc:
+    code = exc.code
+modules = sorted(sys.modules)
+import json
+print()
+print(json.dumps({"code": code, "modules": modules}))
+"""
+AGENT_HEAVY = (
+    "keyring",
+    "exls_core.config",
+    "exls_core.session.store",
+    "exls_core.session.refresh",
+    "exls_core.session.selection",
+    "json",  # the protocol uses the C parts only
+    "re",
+    "socket",  # _socket only
+    "selectors",
+    "dataclasses",
+    "typing",
+)
+
+
+def test_auth_token_from_the_agent_reads_no_settings_and_imports_little(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EXLS_SESSION_STORE", "agent")
+    settings = Settings()
+    store = AgentSessionStore(settings)
+    session = make_session(settings.issuer, client_id=settings.client_id, access_token="at-fast")
+    store.save(session)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", LIGHT_PROBE], capture_output=True, text=True, timeout=60
+        )
+        *output, report = result.stdout.rstrip("\n").split("\n")
+        data = json.loads(report)
+        assert (output, data["code"]) == (["at-fast", ""], 0), result.stderr
+        modules = set(data["modules"])
+        assert "exls_core.session.agent_protocol" in modules  # the probe sees the path
+        heavy = sorted(m for m in modules for h in AGENT_HEAVY if m == h or m.startswith(h + "."))
+        assert heavy == []
+        # Other settings (another issuer): not the login's inputs, so the full path decides.
+        other = dict(os.environ, EXLS_AUTH_ISSUER="https://elsewhere.example/")
+        result = subprocess.run(
+            [sys.executable, "-c", LIGHT_PROBE],
+            capture_output=True,
+            text=True,
+            env=other,
+            timeout=60,
+        )
+        data = json.loads(result.stdout.rstrip("\n").split("\n")[-1])
+        assert data["code"] == 1 and "exls_core.session.store" in data["modules"]
+        assert "Stored session is for issuer" in result.stderr
+    finally:
+        assert store.clear() is True
+        assert store.pid is not None and wait_gone(store.pid)

@@ -104,6 +104,7 @@ class Agent:
         self.writer = threading.Lock()
         self.clients = threading.BoundedSemaphore(MAX_CLIENTS)
         self.held_once = False
+        self.inputs: list[str] | None = None  # what decided the settings of the login
         self.stopping = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
 
@@ -171,11 +172,12 @@ class Agent:
             if op == "status":
                 return self._status()
             if op == "token":
-                return self._token(request.get("binding"))
+                return self._token(request.get("binding"), request.get("inputs"))
             if op == "put":
-                return self._put(request.get("session"))
+                return self._put(request.get("session"), request.get("inputs"))
             if op == "clear":
                 with self.writer:
+                    self.inputs = None
                     return {"ok": True, "existed": self.store.clear()}
             if op == "logout":
                 return self._logout()
@@ -188,13 +190,19 @@ class Agent:
         facts = public_facts(session) if session is not None else None
         return {"ok": True, "pid": os.getpid(), "session": facts}
 
-    def _token(self, binding: object) -> dict[str, Any]:
+    def _token(self, binding: object, inputs: object = None) -> dict[str, Any]:
+        """The token for a client whose settings give ``binding``, or (exls auth token's
+        fast path) whose ``inputs`` are those of the login: then the settings are too."""
         from exls_core.session.token_cache import REFRESH_MARGIN
 
         found = self.store.load_hot()
         if found is None:
             return _failure("not_logged_in")
         hot = found if isinstance(found, HotRecord) else HotRecord.of(found)
+        if inputs is not None:
+            if inputs != self.inputs or hot is None:
+                return _failure("inputs", message="other settings than the login's")
+            binding = hot.binding
         expiring = hot is None or hot.expires_within(REFRESH_MARGIN, time.time())
         if expiring and (hot is None or hot.binding == binding):
             session = self._renew()
@@ -228,13 +236,15 @@ class Agent:
                 self.store.clear()
                 return None
 
-    def _put(self, text: object) -> dict[str, Any]:
+    def _put(self, text: object, inputs: object) -> dict[str, Any]:
         try:
             session = Session.from_json(text if isinstance(text, str) else "")
         except ValueError:
             return _failure("request", message="not a session")
+        texts = [i for i in inputs if isinstance(i, str)] if isinstance(inputs, list) else []
         with self.writer:
             self.store.save(session)
+            self.inputs = texts if texts and texts == inputs else None
             self.held_once = True
         return {"ok": True, "pid": os.getpid()}
 
@@ -245,6 +255,7 @@ class Agent:
         with session_lock(), self.writer:
             session = self.store.load()
             problem = _revoke(self.settings, session) if session is not None else None
+            self.inputs = None
             existed = self.store.clear()
         return {"ok": True, "existed": existed, "problem": problem}
 

@@ -17,9 +17,12 @@ Standard library only, and cheap to import: ``exls auth token`` talks to the age
 
 from __future__ import annotations
 
-import json
+# The C modules under json and socket: `exls auth token` talks to the agent, and the packages
+# would cost it imports of re and selectors and the building of socket's enums.
+import _json
+import _socket as socket
+import math
 import os
-import socket
 import stat
 import struct
 import sys
@@ -61,15 +64,26 @@ class AgentGone(ExlsError):
 # --- where
 
 
+def _temp_dir() -> str:
+    """The temporary directory as tempfile would choose it (TMPDIR, TEMP, TMP, /tmp, ...),
+    without importing tempfile (``exls auth token`` asks) and without writing a probe file."""
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        value = os.environ.get(name)
+        if value and os.path.isdir(value) and os.access(value, os.W_OK | os.X_OK):
+            return os.path.abspath(value)
+    for candidate in ("/tmp", "/var/tmp", "/usr/tmp"):  # noqa: S108 (tempfile's own list)
+        if os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
+            return candidate
+    return os.getcwd()
+
+
 def default_dir() -> str:
     from exls_core.paths import runtime_dir
 
     runtime = runtime_dir()
     if runtime is not None:
         return runtime
-    import tempfile
-
-    return os.path.join(tempfile.gettempdir(), f"exls-{os.getuid()}")
+    return os.path.join(_temp_dir(), f"exls-{os.getuid()}")
 
 
 def socket_path() -> str:
@@ -170,8 +184,57 @@ def same_user(conn: socket.socket) -> bool:
 # --- what
 
 
+# JSON through the C functions under the json package: the same text as
+# json.dumps(separators=(",", ":"), ensure_ascii=True) and the same values as json.loads.
+
+
+def _dumps(value: object) -> str:
+    if isinstance(value, str):
+        return str(_json.encode_basestring_ascii(value))
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ProtocolError("not a finite number")
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_dumps(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_dumps(str(k))}:{_dumps(v)}" for k, v in value.items()) + "}"
+    raise ProtocolError(f"cannot send a {type(value).__name__}")
+
+
+class _Decoding:
+    """What the C scanner reads from json.JSONDecoder: strict, plain dicts, no NaN."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    memo: dict[str, str] = {}
+
+    @staticmethod
+    def parse_constant(name: str) -> float:
+        raise ValueError(f"{name} is not JSON")
+
+
+def _loads(data: bytes) -> object:
+    """ValueError when data is not one JSON value (RecursionError when nested too deep)."""
+    text = data.decode("utf-8")
+    try:
+        value, end = _json.make_scanner(_Decoding())(text, 0)  # type: ignore[arg-type]
+    except StopIteration:
+        raise ValueError("not JSON") from None
+    if end != len(text):
+        raise ValueError("extra data")
+    return value
+
+
 def encode(message: dict[str, Any]) -> bytes:
-    body = json.dumps(message, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    body = _dumps(message).encode("ascii")
     if len(body) > MAX_MESSAGE:
         raise ProtocolError(f"message of {len(body)} bytes, over {MAX_MESSAGE}")
     return _HEADER.pack(len(body)) + body
@@ -197,12 +260,32 @@ def receive(conn: socket.socket) -> dict[str, Any]:
     if size > MAX_MESSAGE:
         raise ProtocolError(f"message of {size} bytes, over {MAX_MESSAGE}")
     try:
-        message = json.loads(_read_exactly(conn, size))
+        message = _loads(_read_exactly(conn, size))
     except (ValueError, RecursionError):
         raise ProtocolError("not JSON") from None
     if not isinstance(message, dict):
         raise ProtocolError("not a JSON object")
     return message
+
+
+def fast_token() -> str | None:
+    """``exls auth token`` without the settings: the agent's token when it holds a session
+    stored under the same inputs (see :func:`exls_core.session.token_cache.inputs`: the
+    environment and config files that decide the settings). None on any doubt or failure;
+    the full path then decides (and reports a gone agent)."""
+    if sys.platform == "win32":
+        return None
+    try:
+        path, present = checked_socket_path()
+        if not present:
+            return None
+        from exls_core.session.token_cache import inputs
+
+        answer = call(path, {"op": "token", "inputs": inputs()})
+    except (ExlsError, OSError):
+        return None
+    token = answer.get("at")
+    return token if answer.get("ok") and isinstance(token, str) and token else None
 
 
 def call(path: str, request: dict[str, Any], timeout: float = REPLY_TIMEOUT) -> dict[str, Any]:

@@ -178,7 +178,9 @@ class AgentSessionStore(SessionStore):
         if self.cache is not None:
             self.cache.drop()  # a record from another store must not outlive this login
         self.check_usable()
-        request = {"op": "put", "session": session.to_json()}
+        from exls_core.session.token_cache import inputs
+
+        request = {"op": "put", "session": session.to_json(), "inputs": inputs()}
         answer = self._call(request, verb="store", gone_ok=True)
         if answer is None:
             start_agent(self.path)
