@@ -2,7 +2,9 @@
 
 Every test runs in a fresh anonymous session keyring with its own EXLS_KERNEL_KEY_SCOPE (see
 tests/conftest.py), so tests never see each other's keys, not even in the persistent
-keyring every process of this user shares; the scope's keys are removed after the test.
+keyring every process of this user shares (each scope has its own gate and exls keyring
+there, see exls_core.session.kernel_keyring.store_keyring); the scope's keys and gate are
+removed after the test.
 """
 
 from __future__ import annotations
@@ -26,12 +28,28 @@ def members(keyring: int) -> list[int]:
     return list(serials)
 
 
+def _store(scope: str | None) -> int | None:
+    """The scope's exls keyring (behind its gate in the persistent keyring)."""
+    if scope is None:
+        return kk.find_store_keyring()
+    saved = os.environ.get(kk.SCOPE_ENV)
+    os.environ[kk.SCOPE_ENV] = scope
+    try:
+        return kk.find_store_keyring()
+    finally:
+        if saved is None:
+            del os.environ[kk.SCOPE_ENV]
+        else:
+            os.environ[kk.SCOPE_ENV] = saved
+
+
 def scoped_keys(scope: str | None = None) -> dict[str, tuple[int, str]]:
-    """name -> (serial, ``type;uid;gid;perm;description``) of the scope's keys in the
-    persistent keyring."""
+    """name -> (serial, ``type;uid;gid;perm;description``) of the scope's keys in exls's
+    keyring."""
     prefix = scope_prefix(scope)
+    store = _store(scope)
     found = {}
-    for serial in members(kk.persistent_keyring()):
+    for serial in members(store) if store is not None else []:
         try:
             described = kk.describe(serial)
         except kk.KernelKeyringError:
@@ -43,10 +61,23 @@ def scoped_keys(scope: str | None = None) -> dict[str, tuple[int, str]]:
 
 
 def remove_scope(scope: str) -> None:
-    for serial, _ in scoped_keys(scope).values():
+    """The scope's keys, then its gate (and so the keyring behind it)."""
+    try:
+        keys = scoped_keys(scope)
+    except kk.ForeignKeyring:
+        keys = {}  # a test planted a gate: it goes below
+    for serial, _ in keys.values():
         kk.invalidate(serial)
+    prefix = scope_prefix(scope)
+    for serial in members(kk.persistent_keyring()):
+        try:
+            if kk.describe(serial).split(";", 4)[-1].startswith(prefix):
+                kk.invalidate(serial)
+        except kk.KernelKeyringError:
+            continue  # removed meanwhile
 
 
 def payload(name: str) -> bytes | None:
-    key = kk.search(kk.persistent_keyring(), name)
+    store = kk.find_store_keyring()
+    key = kk.search(store, name) if store is not None else None
     return kk.read(key) if key is not None else None

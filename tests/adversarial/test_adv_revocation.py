@@ -114,6 +114,7 @@ def assert_logged_out(logout: Logout) -> None:
         "logged_in": False,
         "session_store": "keyring",
         "keyring_backend": "exls_test_filekeyring.FileKeyring",
+        "other_sessions": [],  # nor in the kernel keyring
     }
     assert not any(token in logout.result.err for token in logout.tokens)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from exls_testbed.cli import ExlsCli, ExlsProcess, Result, login_device
+from exls_testbed.cli import ExlsCli, ExlsProcess, Result, login_device, stored_session
 from exls_testbed.idp import IdpServer
 from exls_testbed.secret_service import SecretService
 from test_e2e_session import _files, _leaks
@@ -226,3 +226,42 @@ def test_exls_in_every_environment_of_a_user_refreshes_once(
     assert [grant["status"] for grant in grants] == [200], [g["error"] for g in grants]
     after = KernelSessionStore().load()
     assert after is not None and tokens == {after.access_token + "\n"}
+
+
+# -- a session in the other store (issue 23, item 4) -----------------------------------------
+
+
+def test_logout_anywhere_revokes_and_removes_the_session_in_the_other_store(
+    idp: IdpServer, exls: ExlsCli, browser: Browser, secret_service: SecretService
+) -> None:
+    """Logged in over SSH (kernel keyring), logged out in a desktop terminal (Secret Service),
+    and the reverse (a desktop login, a logout with EXLS_SESSION_STORE=kernel)."""
+    idp.configure(skip_consent=True, device_interval=1)
+    for login_env, logout_env in ((HEADLESS, {}), ({}, {"EXLS_SESSION_STORE": "kernel"})):
+        login = login_device(exls, browser, EMAIL, flow="device_code", env=login_env)
+        assert login.result.returncode == 0, login.result.describe()
+        if login_env:
+            kernel = KernelSessionStore().load()
+            refresh_token = kernel.refresh_token if kernel is not None else None
+            other = "Linux kernel keyring"
+        else:
+            refresh_token = (stored_session(secret_service.search()) or {}).get("refresh_token")
+            other = "SecretService"
+        assert refresh_token
+
+        status = exls.run("auth", "status", env=logout_env)
+        assert status.returncode == 1, status.describe()
+        assert "a session of alice@example.com is also kept in" in status.stdout, status.describe()
+        assert other in status.stdout
+
+        logout = exls.run("logout", env=logout_env)
+        assert logout.returncode == 0, logout.describe()
+        lines = logout.stderr.splitlines()
+        assert len(lines) == 2 and lines[1] == "Logged out.", logout.describe()
+        assert lines[0].startswith("Also removed the session kept in ") and other in lines[0]
+        revoked = idp.events("revocation", token=refresh_token)
+        assert revoked and revoked[0]["status"] == 200, "the left session was not revoked"
+        assert idp.lookup(refresh_token)["kind"] is None
+        assert scoped_keys() == {} and secret_service.search() == []
+        idp.reset()
+        idp.configure(skip_consent=True, device_interval=1)

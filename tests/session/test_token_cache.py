@@ -106,7 +106,7 @@ def test_an_edited_config_file_is_a_miss(
     ],
 )
 def test_a_record_exls_cannot_read_is_a_miss(record: bytes) -> None:
-    key = kk.add(kk.persistent_keyring(), token_cache.NAME, record)
+    key = kk.add(kk.store_keyring(), token_cache.NAME, record)
     kk.set_permissions(key)
     assert cached_token() is None
 

@@ -9,9 +9,15 @@ flow plugins) and reads one keyring entry.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from exls_core.commands.catalog import AUTH, TOP
+
+if TYPE_CHECKING:
+    from exls_core.config import Settings
+    from exls_core.session import Session, SessionStore
 
 
 @click.command(short_help=TOP["logout"].short_help)
@@ -32,7 +38,38 @@ def logout() -> None:
             f"({result.revocation_problem.rstrip('.')}); "
             "local credentials were removed anyway."
         )
+    for where in result.also_removed_from:
+        ui.message(f"Also removed the session kept in {where}.")
     ui.message("Logged out.")
+
+
+def _found_elsewhere(settings: Settings, store: SessionStore) -> list[tuple[str, str, Session]]:
+    """Sessions in the other stores exls can reach here: (kind, backend name, session)."""
+    from exls_core.session.selection import other_stores
+    from exls_core.session.store import StoreError
+
+    found = []
+    for other in other_stores(settings, store):
+        try:
+            session = other.load()
+        except StoreError:
+            continue  # not readable now: nothing to say about it
+        if session is not None:
+            found.append((other.kind, other.backend_name(), session))
+    return found
+
+
+def _elsewhere_note(found: list[tuple[str, str, Session]]) -> None:
+    from exls_core.config import SESSION_STORES
+
+    for kind, backend, session in found:
+        choice = (
+            f" (EXLS_SESSION_STORE={kind} would use that one)" if kind in SESSION_STORES else ""
+        )
+        click.echo(
+            f"  note:     a session of {session.display_name} is also kept in {backend}; exls "
+            f'uses the store above{choice}; "exls logout" removes both.'
+        )
 
 
 def _relative(seconds: float) -> str:
@@ -88,13 +125,24 @@ def status(as_json: bool) -> None:
         raise click.exceptions.Exit(1) from None
     backend = store.backend_name()
     plaintext = store.is_plaintext()
+    elsewhere = _found_elsewhere(settings, store)
+    other_sessions = [
+        {"session_store": kind, "keyring_backend": name, "email": found.email}
+        for kind, name, found in elsewhere
+    ]
     if session is None:
         if as_json:
-            answer = {"logged_in": False, "session_store": store.kind, "keyring_backend": backend}
+            answer = {
+                "logged_in": False,
+                "session_store": store.kind,
+                "keyring_backend": backend,
+                "other_sessions": other_sessions,
+            }
             click.echo(json.dumps(answer, indent=2))
         else:
             click.echo("You are not logged in.")
             click.echo(f"  {store.label + ':':<9} {backend}")
+            _elsewhere_note(elsewhere)
         raise click.exceptions.Exit(1)
 
     now = time.time()
@@ -118,6 +166,7 @@ def status(as_json: bool) -> None:
             "keyring_backend": backend,
             "keyring_plaintext": plaintext,
             "matches_settings": matches,
+            "other_sessions": other_sessions,
             **store.facts(),
         }
         click.echo(json.dumps(data, indent=2))
@@ -139,6 +188,7 @@ def status(as_json: bool) -> None:
     ]
     for name, value in rows:
         click.echo(f"  {name + ':':<9} {value}")
+    _elsewhere_note(elsewhere)
     if not matches:
         click.echo(
             f"  note:     exls is now configured for {settings.issuer} "

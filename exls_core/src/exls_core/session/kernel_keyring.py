@@ -5,6 +5,15 @@ number. Keys are of type ``user``, addressed by description. Every failure is a
 :class:`KernelKeyringError` carrying a line for people; "no such key" (also expired or
 revoked) is an answer, not an error: ``search`` and ``read`` return None.
 
+Who can use exls's keys (see :func:`store_keyring`): the kernel adds a key's possessor
+permissions for any process that possesses it, whatever its uid, and a process that changed
+uid but kept the session keyring (``sudo -u``, ``su``, ``runuser`` without ``pam_keyinit
+force``) possesses whatever is linked there. So exls links the persistent keyring only into
+its own process keyring, and keeps its keys behind a gate keyring that only this uid may
+search: possessing them takes this uid *and* possession, and the keys themselves give
+nothing without possession (a process of this uid in another user namespace, such as
+``unshare -r`` or a rootless container, cannot read them by serial).
+
 This module imports only ctypes: ``exls auth token`` reads its cache through it.
 """
 
@@ -13,12 +22,21 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import sys
 
+PROCESS_KEYRING = -2  # KEY_SPEC_PROCESS_KEYRING
 SESSION_KEYRING = -3  # KEY_SPEC_SESSION_KEYRING
 USER_KEYRING = -4  # KEY_SPEC_USER_KEYRING
 
-# Possessor and user (this uid): view, read, write, search, link, setattr. Group, other: none.
-PRIVATE = 0x3F3F0000
+# Permission bits (man 7 keyrings): possessor << 24, user (this uid) << 16, group << 8, other.
+VIEW, READ, WRITE, SEARCH, LINK, SETATTR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+# A key: what possession needs (read, update, time out, remove); nothing without possession.
+PRIVATE = (VIEW | READ | WRITE | SEARCH | SETATTR) << 24
+# The keyring holding the keys: possessors add and remove keys in it; nobody else anything.
+STORE_PERM = (VIEW | WRITE | SEARCH) << 24
+# The gate in the persistent keyring: this uid may look into it; possessors may only link it
+# (to move it there once); it can never change again (nobody has write or setattr).
+GATE_PERM = (LINK << 24) | (VIEW | SEARCH) << 16
 
 SCOPE_ENV = "EXLS_KERNEL_KEY_SCOPE"  # prefixes key descriptions only (tests isolate with it)
 PREFIX = "exalsius_cli:"
@@ -27,11 +45,16 @@ _GET_KEYRING_ID = 0
 _JOIN_SESSION_KEYRING = 1
 _SETPERM = 5
 _DESCRIBE = 6
+_LINK = 8
 _SEARCH = 10
 _READ = 11
 _SET_TIMEOUT = 15
 _INVALIDATE = 21
 _GET_PERSISTENT = 22
+_MOVE = 30
+_MOVE_EXCL = 1
+GATE = "keys"  # descriptions of the gate and the keyring behind it (after PREFIX and scope)
+STORE = "store"
 
 # The first of add_key, request_key, keyctl (consecutive everywhere) by machine; the
 # asm-generic number covers arm64, riscv and loongarch.
@@ -128,14 +151,15 @@ def add(keyring: int, name: str, payload: bytes) -> int:
     )
 
 
-def search(keyring: int, name: str) -> int | None:
-    """The key named name in keyring (or a keyring linked from it); None when there is none."""
+def search(keyring: int, name: str, kind: bytes = b"user") -> int | None:
+    """The key (of type kind) named name in keyring or a keyring linked from it, that this
+    process may search; None when there is none."""
     try:
         return _keyctl(
             "keyctl search",
             _SEARCH,
             _serial(keyring),
-            b"user",
+            kind,
             description(name).encode(),
             _serial(0),
         )
@@ -145,22 +169,19 @@ def search(keyring: int, name: str) -> int | None:
         raise
 
 
-def find(name: str) -> int | None:
-    """The key named name in this process's keyrings (session keyring and the keyrings linked
-    from it, such as the persistent keyring once linked); None when there is none."""
-    try:
-        return _syscall(
-            "request_key",
-            _REQUEST_KEY,
-            b"user",
-            description(name).encode(),
-            ctypes.c_char_p(None),  # no call-out: never ask user space to make the key
-            _serial(0),
-        )
-    except KernelKeyringError as exc:
-        if exc.errno in _GONE:
-            return None
-        raise
+def member(keyring: int, name: str) -> int | None:
+    """The ``user`` key named name linked directly in keyring (search looks deeper too)."""
+    wanted = f"user;{os.getuid()};"
+    raw = read(keyring) or b""
+    for offset in range(0, len(raw) - 3, 4):
+        key = int.from_bytes(raw[offset : offset + 4], sys.byteorder)
+        try:
+            described = describe(key)
+        except KernelKeyringError:
+            continue  # removed meanwhile, or not ours to see
+        if described.startswith(wanted) and described.split(";", 4)[4] == description(name):
+            return key
+    return None
 
 
 def read(key: int) -> bytes | None:
@@ -206,11 +227,88 @@ def describe(key: int) -> str:
 
 
 def persistent_keyring() -> int:
-    """This user's persistent keyring, linked into the session keyring (so its keys are
-    possessed); each call renews its expiry (``persistent_keyring_expiry``)."""
+    """This user's persistent keyring, linked into this process's own keyring (which no other
+    process shares, unlike the session keyring), so that this process possesses it; each
+    call renews its expiry (``persistent_keyring_expiry``)."""
     return _keyctl(
-        "keyctl get_persistent", _GET_PERSISTENT, ctypes.c_long(-1), _serial(SESSION_KEYRING)
+        "keyctl get_persistent", _GET_PERSISTENT, ctypes.c_long(-1), _serial(PROCESS_KEYRING)
     )
+
+
+def _owned(key: int, permissions: int) -> bool:
+    """Whether key belongs to this uid and has exactly these permissions."""
+    _kind, uid, _gid, perm, _rest = describe(key).split(";", 4)
+    return int(uid) == os.getuid() and int(perm, 16) == permissions
+
+
+class ForeignKeyring(KernelKeyringError):
+    """A keyring with exls's name that exls did not make (another uid's, or altered)."""
+
+
+def _new_keyring(name: str, keyring: int) -> int:
+    return _syscall(
+        "add_key",
+        _ADD_KEY,
+        b"keyring",
+        description(name).encode(),
+        None,
+        ctypes.c_size_t(0),
+        _serial(keyring),
+    )
+
+
+def _move_in(gate: int, persistent: int) -> None:
+    """Move the gate from the process keyring into the persistent keyring, unless another
+    process put one there first (EEXIST: that one is used)."""
+    try:
+        _keyctl(
+            "keyctl move",
+            _MOVE,
+            _serial(gate),
+            _serial(PROCESS_KEYRING),
+            _serial(persistent),
+            ctypes.c_uint(_MOVE_EXCL),
+        )
+    except KernelKeyringError as exc:
+        if exc.errno == errno.EEXIST:
+            return
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+        # Linux before 5.1 has no KEYCTL_MOVE: link it (a gate made at the same moment by
+        # another exls process of this user would be replaced, and its keys lost).
+        _keyctl("keyctl link", _LINK, _serial(gate), _serial(persistent))
+
+
+def find_store_keyring() -> int | None:
+    """The keyring holding exls's keys: ``store`` behind the gate ``keys`` in this user's
+    persistent keyring, possessed by this process only; None when there is none yet.
+    ForeignKeyring when the gate is not one exls made for this uid."""
+    gate = search(persistent_keyring(), GATE, b"keyring")
+    if gate is None:
+        return None
+    if not _owned(gate, GATE_PERM):
+        raise ForeignKeyring(
+            errno.EACCES,
+            f"the keyring {description(GATE)} in the persistent keyring of uid {os.getuid()} "
+            f"is not one exls made (owner or permissions: {describe(gate)}); remove it with: "
+            f"keyctl unlink {gate} $(keyctl get_persistent @p)",
+        )
+    return search(gate, STORE, b"keyring")
+
+
+def store_keyring() -> int:
+    """find_store_keyring, made when there is none: built in the process keyring, where no
+    other process can reach it, closed (STORE_PERM, GATE_PERM), and only then moved into the
+    persistent keyring."""
+    for _ in range(2):
+        store = find_store_keyring()
+        if store is not None:
+            return store
+        gate = _new_keyring(GATE, PROCESS_KEYRING)
+        set_permissions(_new_keyring(STORE, gate), STORE_PERM)
+        set_permissions(gate, GATE_PERM)
+        _move_in(gate, persistent_keyring())
+    raise KernelKeyringError(errno.ENOKEY, "the exls keyring kept disappearing")
 
 
 def keyring_id(keyring: int) -> int:

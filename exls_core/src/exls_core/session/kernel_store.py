@@ -3,12 +3,13 @@
 The layout and its guarantees are the keyring store's (:mod:`exls_core.session.store`: two
 slots of chunks and a pointer that commits them, written so that an interrupted store never
 mixes sessions); only the entries live elsewhere: ``user`` keys named ``exalsius_cli:session``,
-``exalsius_cli:session.a.0``, ... in the user's persistent keyring (``man 7
-persistent-keyring``). That is kernel memory, never disk, shared by every login of this user
-(a later SSH login finds the session), and gone after a reboot or after
-``/proc/sys/kernel/keys/persistent_keyring_expiry`` seconds without use (3 days by default;
-every exls command that reads the store renews it). Each key is readable by this user only,
-and all of them count against the user's kernel key quota (``/proc/sys/kernel/keys/maxbytes``).
+``exalsius_cli:session.a.0``, ... in exls's keyring in the user's persistent keyring (``man 7
+persistent-keyring``; see :func:`kernel_keyring.store_keyring`). That is kernel memory, never
+disk, shared by every login of this user (a later SSH login finds the session), and gone
+after a reboot or after ``/proc/sys/kernel/keys/persistent_keyring_expiry`` seconds without
+use (3 days by default; every exls command that reads the store renews it). Each key is
+usable only by a process of this uid that possesses it through its own process keyring, and
+all of them count against the user's kernel key quota (``/proc/sys/kernel/keys/maxbytes``).
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def _as_keyring_failure() -> Iterator[None]:
 
 
 class KernelEntries(Keyring):
-    """Named entries as keys in the persistent keyring: what SessionStore needs of a keyring.
+    """Named entries as keys in exls's keyring behind its gate in the persistent keyring
+    (:func:`kernel_keyring.store_keyring`): what SessionStore needs of a keyring.
 
     Kernel calls return at once, so they need no thread and no time limit.
     """
@@ -108,28 +110,48 @@ class KernelEntries(Keyring):
         super().__init__(keyring_backend=self)
         self._keyring: int | None = None
 
-    def _ring(self) -> int:
+    def _ring(self) -> int | None:
         if self._keyring is None:
-            self._keyring = kk.persistent_keyring()
+            self._keyring = kk.find_store_keyring()
         return self._keyring
+
+    def _made_ring(self) -> int:
+        if self._keyring is None:
+            self._keyring = kk.store_keyring()
+        return self._keyring
+
+    def _find(self, name: str) -> int | None:
+        ring = self._ring()
+        return kk.search(ring, name) if ring is not None else None
 
     def get(self, name: str) -> str | None:
         with _as_keyring_failure():
-            key = kk.search(self._ring(), name)
+            key = self._find(name)
             value = kk.read(key) if key is not None else None
         # Anything but the ASCII exls writes fails the chunks' checksum, as it should.
         return value.decode("utf-8", "replace") if value is not None else None
 
     def set(self, name: str, value: str) -> None:
         with _as_keyring_failure():
-            key = kk.add(self._ring(), name, value.encode("utf-8"))
-            kk.set_permissions(key)  # possessor and user; nothing for group or other
+            key = kk.add(self._made_ring(), name, value.encode("utf-8"))
+            kk.set_permissions(key)  # what possession needs; nothing without it
 
     def delete(self, name: str) -> None:
         with _as_keyring_failure():
-            key = kk.search(self._ring(), name)
+            key = self._find(name)
             if key is not None:
                 kk.invalidate(key)
+
+
+class LegacyKernelEntries(KernelEntries):
+    """The keys an older exls kept directly in the persistent keyring, usable by any process
+    that possesses it (issue 23): found for logout and status, never written."""
+
+    def _find(self, name: str) -> int | None:
+        return kk.member(kk.persistent_keyring(), name)
+
+    def _made_ring(self) -> int:
+        raise KeyringFailure("exls no longer stores sessions there")
 
 
 class KernelSessionStore(SessionStore):
@@ -143,3 +165,23 @@ class KernelSessionStore(SessionStore):
 
     def login_note(self) -> str | None:
         return login_note()
+
+
+class LegacyKernelStore(KernelSessionStore):
+    """A session an older exls left in the kernel keyring, open to other users' processes
+    that share a keyring the persistent keyring is linked into: never read as the session,
+    only revoked and removed by logout (and mentioned by auth status)."""
+
+    kind = "kernel-legacy"
+
+    def __init__(self, cache: TokenCache | None = None) -> None:
+        super().__init__(cache=cache)
+        self.keyring = LegacyKernelEntries()
+
+    def backend_name(self) -> str:
+        return "the Linux kernel keyring, where an older exls left it open to other users"
+
+    def clear(self) -> bool:
+        existed = super().clear()
+        self.keyring.delete("token")  # that exls's token cache (it expires with the token)
+        return existed

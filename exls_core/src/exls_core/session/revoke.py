@@ -1,4 +1,5 @@
-"""Logout: revoke the tokens at the provider (RFC 7009), then remove every stored entry."""
+"""Logout: revoke the tokens at the provider (RFC 7009), then remove every stored entry, in
+every store exls can reach here."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from exls_core.errors import ExlsError
 from exls_core.session.model import Session
-from exls_core.session.store import CorruptedSession, SessionStore
+from exls_core.session.store import CorruptedSession, SessionStore, StoreError
 
 if TYPE_CHECKING:
     from exls_core.config import Settings
@@ -21,6 +22,8 @@ REVOKE_TIMEOUT = 5.0  # logout must not wait long for a provider that is down
 class LogoutResult:
     was_logged_in: bool
     revocation_problem: str | None  # why the provider did not confirm the revocation
+    # Stores other than the one in use where a session was found and removed (their names).
+    also_removed_from: tuple[str, ...] = ()
 
 
 def _error_code(response: Any) -> str | None:
@@ -76,19 +79,54 @@ def _revoke(settings: Settings, session: Session) -> str | None:
         return exc.message
 
 
-def logout(settings: Settings, *, store: SessionStore | None = None) -> LogoutResult:
-    """Revoke what can be revoked, then remove every entry whatever the revocation said."""
-    from exls_core.session.locking import session_lock
-    from exls_core.session.selection import open_store
+def _remove(settings: Settings, store: SessionStore) -> tuple[bool, str | None]:
+    """Revoke what the store holds, then remove every entry whatever the revocation said:
+    (whether it held a session, the revocation problem)."""
+    if not store.holds_refresh_token:
+        return store.end(settings)  # the exls agent revokes and forgets, then exits
+    try:
+        session = store.load()
+    except CorruptedSession:
+        session = None  # nothing usable to revoke; the entries still go
+    problem = _revoke(settings, session) if session is not None else None
+    existed = store.clear()
+    return existed or session is not None, problem
 
-    store = store or open_store(settings)
-    if not store.holds_refresh_token:  # the exls agent revokes and forgets, then exits
-        return LogoutResult(*store.end(settings))
+
+def logout(settings: Settings, *, store: SessionStore | None = None) -> LogoutResult:
+    """Revoke and remove the session in the store in use and in every other store exls can
+    reach here (given a store: that one only)."""
+    from exls_core.session.locking import session_lock
+    from exls_core.session.selection import open_store, other_stores
+
+    chosen = store or open_store(settings)
+    others = other_stores(settings, chosen) if store is None else []
+    results: dict[int, tuple[bool, str | None]] = {}
+
+    def remove(each: SessionStore) -> None:
+        removed = _remove(settings, each) if each is chosen else _remove_other(settings, each)
+        results[id(each)] = removed
+
+    # The exls agent takes the session lock itself, in its own process: ask it outside.
+    for each in (chosen, *others):
+        if not each.holds_refresh_token:
+            remove(each)
     with session_lock():
-        try:
-            session = store.load()
-        except CorruptedSession:
-            session = None  # nothing usable to revoke; the entries still go
-        problem = _revoke(settings, session) if session is not None else None
-        existed = store.clear()
-    return LogoutResult(existed or session is not None, problem)
+        for each in (chosen, *others):
+            if each.holds_refresh_token:
+                remove(each)
+    was_logged_in, problem = results[id(chosen)]
+    also: list[str] = []
+    for other in others:
+        found, other_problem = results[id(other)]
+        if found:
+            also.append(other.backend_name())
+            problem = problem or other_problem
+    return LogoutResult(was_logged_in or bool(also), problem, tuple(also))
+
+
+def _remove_other(settings: Settings, store: SessionStore) -> tuple[bool, str | None]:
+    try:
+        return _remove(settings, store)
+    except StoreError:
+        return False, None  # not usable now: the store in use decided the answer

@@ -112,3 +112,46 @@ def open_store(settings: Settings) -> SessionStore:
 
         return KernelSessionStore(cache=cache)
     return _agent_store(settings)
+
+
+def reachable_stores(settings: Settings) -> list[SessionStore]:
+    """Every store exls can reach on this machine, whatever the settings choose: on Linux the
+    keyring (when it has a usable backend) and the kernel keyring (when the kernel allows it).
+
+    A session may sit in one the settings do not choose: logged in over SSH (the kernel
+    keyring), then in a desktop terminal (the Secret Service). Logout clears them all;
+    ``auth status`` mentions what it finds in another. A new backend adds itself here.
+    """
+    if sys.platform != "linux":
+        return [open_store(settings)]
+    cache = for_settings(settings.token_cache)
+    stores: list[SessionStore] = []
+    try:
+        backend, _configured = bounded(_backend_and_choice)
+    except KeyringFailure:
+        backend = None  # not reachable now
+    if backend is not None and not is_unusable(backend):
+        stores.append(SessionStore(Keyring(backend), cache=cache))
+    if _kernel_allowed():
+        from exls_core.session.kernel_store import KernelSessionStore, LegacyKernelStore
+
+        stores += [KernelSessionStore(cache=cache), LegacyKernelStore(cache=cache)]
+    if _agent_running():
+        stores.append(_agent_store(settings))
+    return stores
+
+
+def _agent_running() -> bool:
+    """An exls agent's socket is in its place (a dead one's too: logout then says so)."""
+    from exls_core.errors import ExlsError
+    from exls_core.session.agent_protocol import checked_socket_path
+
+    try:
+        return checked_socket_path()[1]
+    except ExlsError:
+        return False
+
+
+def other_stores(settings: Settings, chosen: SessionStore) -> list[SessionStore]:
+    """reachable_stores but the chosen one (told apart by kind)."""
+    return [store for store in reachable_stores(settings) if store.kind != chosen.kind]

@@ -1,10 +1,11 @@
 """The current access token in the kernel keyring, so ``exls auth token`` costs two syscalls.
 
 On every Linux machine, whatever the session store, the token of the stored session is kept
-in one ``user`` key, ``exalsius_cli:token``, in the user's persistent keyring, with a kernel
-timeout at the token's expiry. ``exls auth token`` looks it up with request_key(2) (which
-finds it through the session keyring the persistent keyring is linked into) and reads it:
-no keyring, no D-Bus, no click, not even the settings.
+in one ``user`` key, ``exalsius_cli:token``, in exls's keyring in the user's persistent
+keyring (:func:`exls_core.session.kernel_keyring.store_keyring`, usable by this uid with
+possession only), with a kernel timeout at the token's expiry. ``exls auth token`` finds
+it there in a few system calls and reads it: no keyring, no D-Bus, no click, not even the
+settings.
 
 Instead of the settings, a record names the inputs they come from (:func:`inputs`: the
 environment variables that choose the issuer, client, config file and store, and the
@@ -100,14 +101,11 @@ def _allowed_by_environment() -> bool:
     return value.strip().lower() in _ON  # other values: the full path decides
 
 
-def _find_key(create_link: bool) -> int | None:
+def _find_key() -> int | None:
     from exls_core.session import kernel_keyring as kk
 
-    key = kk.find(NAME)
-    if key is None and create_link:
-        # A new login session: link the persistent keyring into it, then look there.
-        key = kk.search(kk.persistent_keyring(), NAME)
-    return key
+    ring = kk.find_store_keyring()
+    return kk.search(ring, NAME) if ring is not None else None
 
 
 def cached_token(binding: str | None = None, clock: Callable[[], float] = time.time) -> str | None:
@@ -118,7 +116,7 @@ def cached_token(binding: str | None = None, clock: Callable[[], float] = time.t
     from exls_core.session import kernel_keyring as kk
 
     try:
-        key = _find_key(create_link=True)
+        key = _find_key()
         raw = kk.read(key) if key is not None else None
     except kk.KernelKeyringError:
         return None
@@ -169,7 +167,7 @@ class TokenCache:
             return
         try:
             payload = _SEP.join(fields).encode("utf-8", "surrogateescape")
-            key = kk.add(kk.persistent_keyring(), NAME, payload)
+            key = kk.add(kk.store_keyring(), NAME, payload)
             kk.set_permissions(key)
             kk.set_timeout(key, min(seconds, 2**31))
         except kk.KernelKeyringError:
@@ -197,7 +195,7 @@ class TokenCache:
         from exls_core.session import kernel_keyring as kk
 
         try:
-            key = _find_key(create_link=True)
+            key = _find_key()
             if key is not None:
                 kk.invalidate(key)
         except kk.KernelKeyringError:
