@@ -27,6 +27,7 @@ from keyring.backends import fail
 from session_testkit import CLIENT_ID, FakeIdP, make_session
 
 from exls_core.config import Settings
+from exls_core.errors import ExlsError
 from exls_core.session import agent_protocol as proto
 from exls_core.session.agent import Agent, bind
 from exls_core.session.agent_store import AgentSessionStore
@@ -512,3 +513,20 @@ def test_auth_token_from_the_agent_reads_no_settings_and_imports_little(
     finally:
         assert store.clear() is True
         assert store.pid is not None and wait_gone(store.pid)
+
+
+def test_a_provider_that_is_down_keeps_the_session_and_says_so(
+    served: tuple[Agent, str], idp: FakeIdP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent, path = served
+    session = make_session(idp.issuer, expires_at=time.time() + 5)
+    agent.store.save(session)
+    monkeypatch.setenv(proto.SOCKET_ENV, path)
+    monkeypatch.setattr(proto, "check_dir", lambda path, create: None)  # the open directory
+    idp.token_status = 503
+    settings = idp_settings(idp)
+    with pytest.raises(ExlsError) as caught:
+        get_access_token(settings, store=AgentSessionStore(settings))
+    assert caught.value.message.startswith("Could not refresh the session: the identity provider")
+    assert caught.value.hint == "Your session was kept; try again."
+    assert agent.store.load() == session and not agent.stopping.is_set()

@@ -159,6 +159,12 @@ class AgentSessionStore(SessionStore):
             from exls_core.session.refresh import SessionExpired
 
             raise SessionExpired()
+        if answer.get("error") == "failed":  # the agent's renewal failed: its own words
+            hint = answer.get("hint")
+            raise ExlsError(
+                str(answer.get("message") or "The exls agent could not renew the session."),
+                hint=hint if isinstance(hint, str) else None,
+            )
         raise self._failed(answer, "load")
 
     def remember_token(self, found: HotRecord | Session) -> None:
