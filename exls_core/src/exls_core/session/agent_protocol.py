@@ -32,6 +32,7 @@ from exls_core.errors import ExlsError
 TYPE_CHECKING = False  # as typing's (mypy reads it so); importing typing costs auth token
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 VERSION = 1
@@ -101,6 +102,16 @@ def _refuse(path: str, why: str) -> UnsafeSocketPath:
     )
 
 
+def _check_own(path: str, info: os.stat_result, is_kind: Callable[[int], bool], kind: str) -> None:
+    """Not a symlink, the right kind of file, and this user's (lstat's ``info``)."""
+    if stat.S_ISLNK(info.st_mode):
+        raise _refuse(path, "it is a symlink")
+    if not is_kind(info.st_mode):
+        raise _refuse(path, f"it is not a {kind}")
+    if info.st_uid != os.getuid():
+        raise _refuse(path, f"it belongs to another user (uid {info.st_uid})")
+
+
 def check_dir(path: str, *, create: bool) -> None:
     """``path`` is a real directory of this user that nobody else may enter (created 0700
     when missing and ``create``); UnsafeSocketPath naming it otherwise."""
@@ -117,12 +128,7 @@ def check_dir(path: str, *, create: bool) -> None:
         info = os.lstat(path)
     except OSError as exc:
         raise ExlsError(f"Cannot use the exls agent's directory {path}: {exc.strerror}.") from None
-    if stat.S_ISLNK(info.st_mode):
-        raise _refuse(path, "it is a symlink")
-    if not stat.S_ISDIR(info.st_mode):
-        raise _refuse(path, "it is not a directory")
-    if info.st_uid != os.getuid():
-        raise _refuse(path, f"it belongs to another user (uid {info.st_uid})")
+    _check_own(path, info, stat.S_ISDIR, "directory")
     if info.st_mode & 0o077:
         raise _refuse(path, f"others can access it (mode {info.st_mode & 0o777:o})")
 
@@ -136,12 +142,7 @@ def check_socket(path: str) -> bool:
         return False
     except OSError as exc:
         raise ExlsError(f"Cannot use the exls agent's socket {path}: {exc.strerror}.") from None
-    if stat.S_ISLNK(info.st_mode):
-        raise _refuse(path, "it is a symlink")
-    if not stat.S_ISSOCK(info.st_mode):
-        raise _refuse(path, "it is not a socket")
-    if info.st_uid != os.getuid():
-        raise _refuse(path, f"it belongs to another user (uid {info.st_uid})")
+    _check_own(path, info, stat.S_ISSOCK, "socket")
     return True
 
 
