@@ -116,7 +116,8 @@ def open_store(settings: Settings) -> SessionStore:
 
 def reachable_stores(settings: Settings) -> list[SessionStore]:
     """Every store exls can reach on this machine, whatever the settings choose: on Linux the
-    keyring (when it has a usable backend) and the kernel keyring (when the kernel allows it).
+    keyring (when it has a usable backend) and the kernel keyring (when the kernel allows it;
+    with the session an older exls may have left there, see kernel_store.LegacyKernelStore).
 
     A session may sit in one the settings do not choose: logged in over SSH (the kernel
     keyring), then in a desktop terminal (the Secret Service). Logout clears them all;
