@@ -106,6 +106,10 @@ def open_store(settings: Settings) -> SessionStore:
     except KeyringFailure as failure:
         return SessionStore(FailedKeyring(failure), cache=cache)  # reports it when used
     if configured or not is_unusable(backend):
+        if settings.token_cache is None and shares_host_keyring():
+            from exls_core.session.agent_store import AgentTokenCache
+
+            cache = AgentTokenCache()  # not the host's kernel keyring: the agent's memory
         return SessionStore(Keyring(backend), cache=cache)
     if not shares_host_keyring() and _kernel_allowed():
         from exls_core.session.kernel_store import KernelSessionStore
