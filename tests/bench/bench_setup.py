@@ -36,6 +36,20 @@ STORE_IN_KERNEL = STORE_SESSION.replace(
     "from exls_core.session import Session\n"
     "from exls_core.session.kernel_store import KernelSessionStore as SessionStore",
 )
+STORE_IN_AGENT = STORE_SESSION.replace(
+    "from exls_core.session import Session, SessionStore",
+    "from exls_core.config import load_settings\n"
+    "from exls_core.session import Session\n"
+    "from exls_core.session.agent_store import AgentSessionStore\n"
+    "SessionStore = lambda: AgentSessionStore(load_settings())",
+)
+STOP_AGENT = (
+    "from exls_core.config import load_settings\n"
+    "from exls_core.session.agent_store import AgentSessionStore\n"
+    "from exls_core.session.agent_store import AgentTokenCache\n"
+    "AgentTokenCache().drop()\n"
+    "AgentSessionStore(load_settings()).clear()  # it then holds nothing and exits"
+)
 # gh 2.23 (Debian's) keeps its token in hosts.yml; `gh auth token` reads it without network.
 GH_HOSTS = "github.com:\n    oauth_token: gho_bench{}\n    user: bench\n    git_protocol: https\n"
 
@@ -68,6 +82,9 @@ def token_cases(
 
     service = start_secret_service(home / "secret-service")
     full = service.subprocess_env(env, service.env)
+    # No token cache unless a case names one: in a container sharing the host's users the
+    # default would be the exls agent as the cache, answering for the keyring store.
+    full["EXLS_TOKEN_CACHE"] = "0"
     subprocess.run([sys.executable, "-c", STORE_SESSION], env=full, check=True, timeout=60)
     check = subprocess.run([exls, "auth", "token"], env=full, capture_output=True, text=True)
     if check.returncode != 0 or not check.stdout.startswith("bench-access-token-"):
@@ -106,8 +123,9 @@ def token_cases(
         "exls auth flows, 300 unrelated distributions", [exls, "auth", "flows"], crowded
     )
     cases = [bare, bare300, token, token300, version, version300, flows, flows300]
-    hot_cases, hot_budgets = token_cache_cases(exls, full, home)
-    api_cases, api_budgets = python_api_cases(full, store_only, token.name)
+    hot_cases, hot_budgets, stop_agent = token_cache_cases(exls, full, home)
+    with_cache = dict(full, EXLS_TOKEN_CACHE="1")  # as token_cache_cases names it
+    api_cases, api_budgets = python_api_cases(with_cache, store_only, token.name)
     budgets = [
         Budget("auth token <= 1.2x bare keyring read", token.name, bare.name, 1.2),
         Budget(
@@ -134,16 +152,25 @@ def token_cases(
     ]
 
     def in_process(runs: int) -> dict[str, list[float]]:
-        return python_api_in_process(full, store_only, runs)
+        return python_api_in_process(with_cache, store_only, runs)
 
-    return cases + hot_cases + api_cases, budgets, service.stop, in_process
+    def stop() -> None:
+        stop_agent()
+        service.stop()
+
+    return cases + hot_cases + api_cases, budgets, stop, in_process
 
 
-def token_cache_cases(exls: str, full: dict[str, str], home: Path) -> tuple[list, list]:  # type: ignore[type-arg]
-    """`exls auth token` from the kernel keyring's token cache, side by side with
-    `secret-tool lookup` (the C floor of a Secret Service read) and `gh auth token` (Go)."""
+def token_cache_cases(
+    exls: str, full: dict[str, str], home: Path
+) -> tuple[list, list, Callable[[], None]]:  # type: ignore[type-arg]
+    """`exls auth token` from the kernel keyring's token cache and from the exls agent, side
+    by side with `secret-tool lookup` (the C floor of a Secret Service read) and `gh auth
+    token` (Go)."""
     from bench import Budget, Case
 
+    # Named: on a machine that is a container sharing the host's users the cache is off.
+    full = dict(full, EXLS_TOKEN_CACHE="1")
     warm = subprocess.run([exls, "auth", "token"], env=full, capture_output=True, text=True)
     if warm.returncode != 0:  # the read above refilled the cache: from now on it answers
         raise SystemExit(f"exls auth token failed in the bench setup: {warm.stderr}")
@@ -157,8 +184,21 @@ def token_cache_cases(exls: str, full: dict[str, str], home: Path) -> tuple[list
     kernel_store = Case(
         "exls auth token (kernel store, no cache, no D-Bus)", [exls, "auth", "token"], headless
     )
-    cases = [secret_tool, cached, kernel_store]
-    budgets = [Budget("auth token (cache) <= 1.5x secret-tool", cached.name, secret_tool.name, 1.5)]
+    # The exls agent (a container: no D-Bus, no keyctl), started the way a login starts it.
+    in_agent = {k: v for k, v in full.items() if k not in ("DBUS_SESSION_BUS_ADDRESS",)}
+    in_agent.update(EXLS_SESSION_STORE="agent")
+    del in_agent["EXLS_TOKEN_CACHE"]
+    subprocess.run([sys.executable, "-c", STORE_IN_AGENT], env=in_agent, check=True, timeout=60)
+    agent = Case("exls auth token (exls agent)", [exls, "auth", "token"], in_agent)
+
+    def stop_agent() -> None:
+        subprocess.run([sys.executable, "-c", STOP_AGENT], env=in_agent, timeout=60, check=False)
+
+    cases = [secret_tool, cached, kernel_store, agent]
+    budgets = [
+        Budget("auth token (cache) <= 1.5x secret-tool", cached.name, secret_tool.name, 1.5),
+        Budget("auth token (agent) <= 1.1x auth token (cache)", agent.name, cached.name, 1.1),
+    ]
     gh = shutil.which("gh")
     if gh:
         config = home / "gh"
@@ -171,7 +211,7 @@ def token_cache_cases(exls: str, full: dict[str, str], home: Path) -> tuple[list
         )
     else:
         print("gh is not installed: `gh auth token` is not compared", file=sys.stderr)
-    return cases, budgets
+    return cases, budgets, stop_agent
 
 
 # --- exls_core from Python (docs/python.md)

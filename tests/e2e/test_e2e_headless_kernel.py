@@ -32,7 +32,14 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the Linux kerne
 EMAIL = "alice@example.com"
 ATTACKER = Path(__file__).resolve().parent.parent / "keyring_attacker.py"
 ANOTHER_UID = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-HEADLESS = {"DBUS_SESSION_BUS_ADDRESS": None}  # an SSH login to a server: no session bus
+# An SSH login to a server: no session bus. The store and the cache are named: on a machine
+# that is itself a container sharing the host's users (as CI's may be), auto would choose the
+# exls agent and no token cache (see test_e2e_container.py).
+HEADLESS = {
+    "DBUS_SESSION_BUS_ADDRESS": None,
+    "EXLS_SESSION_STORE": "kernel",
+    "EXLS_TOKEN_CACHE": "1",
+}
 
 # A new login session: its own session keyring, then exec exls (which keeps it).
 NEW_LOGIN = """

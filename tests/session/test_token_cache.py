@@ -32,6 +32,13 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the Linux kerne
 ISSUER = "https://idp.example/"
 
 
+@pytest.fixture(autouse=True)
+def _cache_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chosen explicitly: this test machine may be a container sharing the host's kernel
+    keyring, where the cache is off by default (test_agent_store tests that rule)."""
+    monkeypatch.setenv("EXLS_TOKEN_CACHE", "1")
+
+
 def cached_store(kind: str = "memory", enabled: bool = True) -> SessionStore:
     cache = TokenCache(enabled)
     return KernelSessionStore(cache=cache) if kind == "kernel" else SessionStore(cache=cache)

@@ -17,7 +17,11 @@ def access_token_and_expiry() -> tuple[str, float]:
     """:func:`access_token` and its expiry (seconds since the epoch)."""
     from exls_core.session.token_cache import cached_record
 
-    record = cached_record()  # Linux: two syscalls, before the settings are even read
+    record = cached_record()  # Linux: a few syscalls, before the settings are even read
+    if record is None:
+        from exls_core.session.agent_protocol import fast_record
+
+        record = fast_record()  # an exls agent holding the session of these settings
     if record is None:
         from exls_core.session.refresh import get_token_and_expiry
 

@@ -5,7 +5,8 @@ subcommands are imported only when they run (start-up matters). This module impo
 ``exls auth token`` with nothing else on the command line is the hot path of every script
 (``curl -H "Authorization: Bearer $(exls auth token)"``): it skips click and calls the
 session code directly, with the same output, messages and exit codes as the click command;
-on Linux it first asks the token cache in the kernel keyring (no keyring, no D-Bus).
+on Linux it first asks the token cache in the kernel keyring (no keyring, no D-Bus), then an
+exls agent, if one runs (one request on its socket).
 
 Messages for people go to stderr, data to stdout. Exit codes: 0 ok, 1 failure, 2 usage,
 130 cancelled.

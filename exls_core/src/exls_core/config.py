@@ -55,8 +55,9 @@ class Settings:
     sso_routes_url: str | None = None
     sso_routes_ttl: float = 3600.0
     sso_domains: Mapping[str, SSORoute] = field(default_factory=dict)
-    session_store: str = "auto"  # auto, keyring or kernel (exls_core.session.selection)
-    token_cache: bool = True  # the access token cached in the kernel keyring (Linux)
+    session_store: str = "auto"  # auto, keyring, kernel or agent (exls_core.session.selection)
+    token_cache: bool | None = None  # the access token cached in the kernel keyring (Linux);
+    # None: yes, except in a container sharing the host's kernel keyring (token_cache.wanted)
     flow_tables: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """``[flows.<id>]`` of config.toml: a flow's own settings, each value as text."""
     source: str = "defaults"  # the config file that was read, for messages
@@ -153,13 +154,13 @@ def _seconds(value: Any) -> float:
     return seconds
 
 
-SESSION_STORES = ("auto", "keyring", "kernel")
+SESSION_STORES = ("auto", "keyring", "kernel", "agent")
 
 
 def _session_store(value: Any) -> str:
     store = _text(value).lower()
     if store not in SESSION_STORES:
-        raise ValueError("auto, keyring or kernel")
+        raise ValueError("auto, keyring, kernel or agent")
     return store
 
 

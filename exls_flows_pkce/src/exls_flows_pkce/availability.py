@@ -16,7 +16,13 @@ import shlex
 import shutil
 from collections.abc import Callable, Mapping
 
-from exls_core.plugin import PRIORITY_PKCE, FlowAvailable, FlowEnvironment, FlowUnavailable
+from exls_core.plugin import (
+    PRIORITY_PKCE,
+    FlowAvailable,
+    FlowEnvironment,
+    FlowUnavailable,
+    is_container,
+)
 
 TEXT_BROWSERS = frozenset({"lynx", "w3m", "links", "links2", "elinks", "www-browser", "browsh"})
 # What webbrowser tries on X11/Wayland; at least one must be on PATH.
@@ -81,16 +87,6 @@ def browser_commands(value: str, platform: str) -> list[str]:
 
 
 NO_BROWSER = "No browser here"
-CONTAINER_FILES = ("/.dockerenv", "/run/.containerenv")  # Docker, Podman
-
-
-def is_container(
-    environ: Mapping[str, str], exists: Callable[[str], bool] = os.path.exists
-) -> bool:
-    """Docker, Podman, systemd-nspawn, LXC or a Kubernetes pod (environment and marker files)."""
-    if environ.get("container") or environ.get("KUBERNETES_SERVICE_HOST"):
-        return True
-    return any(exists(path) for path in CONTAINER_FILES)
 
 
 def program_name(name: str, environ: Mapping[str, str]) -> str:

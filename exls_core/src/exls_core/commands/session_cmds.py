@@ -143,7 +143,7 @@ def status(as_json: bool) -> None:
             click.echo(json.dumps(answer, indent=2))
         else:
             click.echo("You are not logged in.")
-            click.echo(f"  keyring:  {backend}")
+            click.echo(f"  {store.label + ':':<9} {backend}")
             _elsewhere_note(elsewhere)
         raise click.exceptions.Exit(1)
 
@@ -160,7 +160,7 @@ def status(as_json: bool) -> None:
             "expires_at": _iso(session.expires_at),
             "expires_in": int(left),
             "expired": left <= 0,
-            "refreshable": bool(session.refresh_token),
+            "refreshable": store.refreshable(session),
             "scopes": list(session.scopes),
             "audience": session.audience,
             "kind": session.kind,
@@ -172,6 +172,7 @@ def status(as_json: bool) -> None:
             "keyring_plaintext": plaintext,
             "matches_settings": matches,
             "other_sessions": other_sessions,
+            **store.facts(),
         }
         click.echo(json.dumps(data, indent=2))
         return
@@ -179,7 +180,7 @@ def status(as_json: bool) -> None:
         expiry = f"{_iso(session.expires_at)} ({_relative(left)})"
     else:
         expiry = f"{_iso(session.expires_at)} (expired {_relative(left)})"
-    if session.refresh_token or session.is_workload:  # a workload's flow trades again
+    if store.refreshable(session):
         expiry += ", renewed automatically" if left > 0 else ", renewed on next use"
     from exls_core.text import plain_text  # the provider's words, made safe for the terminal
 
@@ -192,7 +193,7 @@ def status(as_json: bool) -> None:
         ("scopes", " ".join(session.scopes)),
         *([("audience", session.audience)] if session.audience else []),
         ("flow", session.flow),
-        ("keyring", backend + (" (stores tokens unencrypted)" if plaintext else "")),
+        (store.label, backend + (" (stores tokens unencrypted)" if plaintext else "")),
     ]
     for name, value in rows:
         click.echo(f"  {name + ':':<9} {plain_text(value)}")

@@ -40,7 +40,8 @@ even imported.
 Everything a flow needs comes from here: the :class:`FlowRequest` carries core's HTTP
 session (``request.http``: timeouts, no redirects), the flow's settings
 (``request.settings``) and the terminal (``request.ui``); :func:`read_json`,
-:func:`describe_network_error` and :func:`plain_text` are the helpers core uses itself.
+:func:`describe_network_error`, :func:`plain_text` and :func:`is_container` are the helpers
+core uses itself.
 A plugin imports nothing else from ``exls_core``.
 
 A flow that signs in no person (a CI job) returns False from ``exls_flow_needs_person``
@@ -66,6 +67,7 @@ from exls_core.errors import ExlsError
 from exls_core.plugin.helpers import (
     REDACTED,
     describe_network_error,
+    is_container,
     plain_text,
     read_body,
     read_json,
@@ -122,6 +124,7 @@ __all__ = [
     "describe_network_error",
     "hookimpl",
     "hookspec",
+    "is_container",
     "plain_text",
     "read_body",
     "read_json",

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from exls_core.container import is_container
 from exls_core.text import REDACTED, plain_text
 
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["REDACTED", "describe_network_error", "plain_text", "read_body", "read_json"]
+__all__ = [
+    "REDACTED",
+    "describe_network_error",
+    "is_container",
+    "plain_text",
+    "read_body",
+    "read_json",
+]
 
 
 def read_body(response: requests.Response, what: str) -> bytes:

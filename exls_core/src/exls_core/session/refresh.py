@@ -123,6 +123,9 @@ def _refresh_locked(
     another thread or process replaced that token meanwhile (a short-lived replacement, one
     within the margin already, is used too: it is the answer to this very expiry).
     rejected: an API refused ``seen``; refresh it even when it looks valid."""
+    if not store.holds_refresh_token:
+        # The exls agent renews, under its own lock (near expiry: it has no forced renewal).
+        return store.renewed(settings)
     from exls_core.session.locking import session_lock
 
     with _THREADS, session_lock():

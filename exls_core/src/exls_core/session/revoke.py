@@ -91,6 +91,8 @@ def _revoke(settings: Settings, session: Session) -> str | None:
 def _remove(settings: Settings, store: SessionStore) -> tuple[bool, str | None]:
     """Revoke what the store holds, then remove every entry whatever the revocation said:
     (whether it held a session, the revocation problem)."""
+    if not store.holds_refresh_token:
+        return store.end(settings)  # the exls agent revokes and forgets, then exits
     try:
         session = store.load()
     except CorruptedSession:
@@ -125,15 +127,32 @@ def logout(settings: Settings, *, store: SessionStore | None = None) -> LogoutRe
 
     chosen = store or open_store(settings)
     others = other_stores(settings, chosen) if store is None else []
+    results: dict[int, tuple[bool, str | None]] = {}
+
+    def remove(each: SessionStore) -> None:
+        removed = _remove(settings, each) if each is chosen else _remove_other(settings, each)
+        results[id(each)] = removed
+
+    # The exls agent takes the session lock itself, in its own process: ask it outside.
+    for each in (chosen, *others):
+        if not each.holds_refresh_token:
+            remove(each)
     with session_lock():
-        was_logged_in, problem = _remove(settings, chosen)
-        also: list[str] = []
-        for other in others:
-            try:
-                found, other_problem = _remove(settings, other)
-            except StoreError:
-                continue  # not usable now: the store in use decided the answer
-            if found:
-                also.append(other.backend_name())
-                problem = problem or other_problem
+        for each in (chosen, *others):
+            if each.holds_refresh_token:
+                remove(each)
+    was_logged_in, problem = results[id(chosen)]
+    also: list[str] = []
+    for other in others:
+        found, other_problem = results[id(other)]
+        if found:
+            also.append(other.backend_name())
+            problem = problem or other_problem
     return LogoutResult(was_logged_in or bool(also), problem, tuple(also))
+
+
+def _remove_other(settings: Settings, store: SessionStore) -> tuple[bool, str | None]:
+    try:
+        return _remove(settings, store)
+    except StoreError:
+        return False, None  # not usable now: the store in use decided the answer

@@ -1,11 +1,17 @@
-"""Which store holds the session: the OS keyring (``keyring``) or the Linux kernel keyring.
+"""Which store holds the session: the OS keyring (``keyring``), the Linux kernel keyring
+(``kernel``) or the exls agent's memory (``agent``, :mod:`exls_core.session.agent`).
 
-``EXLS_SESSION_STORE`` (or ``[auth] session_store``) is ``keyring``, ``kernel`` or ``auto``
-(the default). ``auto`` is the keyring, except on Linux where keyring has no usable backend
-(its fail or null backend: no Secret Service) and the user chose none (no
-PYTHON_KEYRING_BACKEND, no keyring config file): there the kernel keyring holds the session,
-if the kernel allows keyctl here (a refusal keeps today's keyring error and its fix).
+``EXLS_SESSION_STORE`` (or ``[auth] session_store``) is one of those or ``auto`` (the
+default). ``auto`` is the keyring, except on Linux where keyring has no usable backend (its
+fail or null backend: no Secret Service) and the user chose none (no PYTHON_KEYRING_BACKEND,
+no keyring config file): there the kernel keyring holds the session if the kernel allows
+keyctl here, and the exls agent when it refuses (a container's seccomp profile).
 A chosen keyring backend always wins, even a disabled one.
+
+In a container that shares the host's user namespace (:func:`exls_core.container.
+shares_host_keyring`) the kernel keyring is shared with every process of the uid on the host:
+there ``auto`` keeps neither the session nor the token cache in it, and uses the agent (for a
+Secret Service found in the container, the agent is its token cache).
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from exls_core.container import shares_host_keyring
+from exls_core.errors import UsageError
 from exls_core.session.keyring_calls import Keyring, KeyringFailure, bounded
 from exls_core.session.store import SessionStore
 from exls_core.session.token_cache import for_settings
@@ -74,6 +82,14 @@ def _kernel_allowed() -> bool:
     return True
 
 
+def _agent_store(settings: Settings) -> SessionStore:
+    from exls_core.session.agent_store import AgentSessionStore
+
+    if sys.platform == "win32":
+        raise UsageError("The exls agent (session_store agent) runs on Linux and macOS only.")
+    return AgentSessionStore(settings, cache=for_settings(False))  # drops stale records
+
+
 def open_store(settings: Settings) -> SessionStore:
     """The store for these settings, with the token cache on Linux; a sandboxed run's own."""
     from exls_core.paths import SANDBOX_ENV, sandbox_dir
@@ -92,6 +108,8 @@ def open_store(settings: Settings) -> SessionStore:
         return SandboxSessionStore(sandbox)
     cache = for_settings(settings.token_cache)
     choice = settings.session_store
+    if choice == "agent":
+        return _agent_store(settings)
     if choice == "kernel":
         from exls_core.session.kernel_store import KernelSessionStore
 
@@ -102,11 +120,19 @@ def open_store(settings: Settings) -> SessionStore:
         backend, configured = bounded(_backend_and_choice)
     except KeyringFailure as failure:
         return SessionStore(FailedKeyring(failure), cache=cache)  # reports it when used
-    if not configured and is_unusable(backend) and _kernel_allowed():
+    if configured or not is_unusable(backend):
+        if not configured and settings.token_cache is None and shares_host_keyring():
+            # A Secret Service inside the container: its token cache is the agent's memory,
+            # not the host's kernel keyring.
+            from exls_core.session.agent_store import AgentTokenCache
+
+            cache = AgentTokenCache()
+        return SessionStore(Keyring(backend), cache=cache)
+    if not shares_host_keyring() and _kernel_allowed():
         from exls_core.session.kernel_store import KernelSessionStore
 
         return KernelSessionStore(cache=cache)
-    return SessionStore(Keyring(backend), cache=cache)
+    return _agent_store(settings)
 
 
 def reachable_stores(settings: Settings) -> list[SessionStore]:
@@ -134,7 +160,20 @@ def reachable_stores(settings: Settings) -> list[SessionStore]:
         from exls_core.session.kernel_store import KernelSessionStore, LegacyKernelStore
 
         stores += [KernelSessionStore(cache=cache), LegacyKernelStore(cache=cache)]
+    if _agent_running():
+        stores.append(_agent_store(settings))
     return stores
+
+
+def _agent_running() -> bool:
+    """An exls agent's socket is in its place (a dead one's too: logout then says so)."""
+    from exls_core.errors import ExlsError
+    from exls_core.session.agent_protocol import checked_socket_path
+
+    try:
+        return checked_socket_path()[1]
+    except ExlsError:
+        return False
 
 
 def other_stores(settings: Settings, chosen: SessionStore) -> list[SessionStore]:

@@ -45,6 +45,7 @@ from exls_core.session.keyring_calls import (
 from exls_core.session.model import HotRecord, Session
 
 if TYPE_CHECKING:
+    from exls_core.config import Settings
     from exls_core.session.token_cache import TokenCache
 
 POINTER = "session"
@@ -79,6 +80,10 @@ def _hot_record(pointer: chunks.Pointer) -> HotRecord | None:
 
 class SessionStore:
     kind = "keyring"  # what `exls auth status --json` calls it (session_store)
+    # False for a store that renews and revokes the session itself and never hands out its
+    # refresh token (the exls agent): refresh and logout then call renewed() and end().
+    holds_refresh_token = True
+    label = "keyring"  # the row naming it in `exls auth status`
 
     def __init__(
         self,
@@ -100,6 +105,21 @@ class SessionStore:
     def login_note(self) -> str | None:
         """What to tell people at login about where their session lives (None: nothing)."""
         return None
+
+    def facts(self) -> dict[str, object]:
+        """More for ``exls auth status`` about where the session lives (the agent's pid)."""
+        return {}
+
+    def refreshable(self, session: Session) -> bool:
+        return bool(session.refresh_token) or session.is_workload  # a workload's flow trades again
+
+    def renewed(self, settings: Settings) -> Session:
+        """The session renewed by the store itself (only when not holds_refresh_token)."""
+        raise NotImplementedError
+
+    def end(self, settings: Settings) -> tuple[bool, str | None]:
+        """Logout by the store itself: (whether a session existed, the revocation problem)."""
+        raise NotImplementedError
 
     def is_plaintext(self) -> bool:
         try:

@@ -17,7 +17,10 @@ The store keeps the record coherent (:class:`exls_core.session.store.SessionStor
 write and removal drops it first, a committed write puts the new one, and a reader that
 refills it checks that the store did not change meanwhile. The record also names the store
 version it was taken from (the commit's generation). ``EXLS_TOKEN_CACHE=0`` (or ``[auth]
-token_cache = false``) stops reads and writes; drops still happen. A sandboxed run
+token_cache = false``) stops reads and writes; drops still happen. In a container that shares
+the host's user namespace the kernel keyring is shared with every process of the uid on the
+host (:func:`exls_core.container.shares_host_keyring`): there the cache is off unless turned
+on explicitly (``EXLS_TOKEN_CACHE=1`` or ``token_cache = true``). A sandboxed run
 (``EXLS_SANDBOX``) has no cache: it neither reads, writes nor drops the real one.
 """
 
@@ -87,11 +90,22 @@ def _outside_sandbox() -> bool:
     return not os.environ.get("EXLS_SANDBOX", "").strip()  # paths.SANDBOX_ENV: no cache at all
 
 
+def wanted(setting: bool | None) -> bool:
+    """The setting, or where unset: on, except in a container sharing the host's keyring."""
+    if setting is not None:
+        return setting
+    from exls_core.container import shares_host_keyring
+
+    return not shares_host_keyring()
+
+
 def _allowed_by_environment() -> bool:
     if not _outside_sandbox():
         return False
     value = os.environ.get(CACHE_ENV)
-    return value is None or value.strip().lower() in _ON  # other values: the full path decides
+    if value is None:
+        return wanted(None)
+    return value.strip().lower() in _ON  # other values: the full path decides
 
 
 def _find_key() -> int | None:
@@ -206,9 +220,9 @@ class TokenCache:
             pass  # a kernel that refuses keyring calls holds no record either
 
 
-def for_settings(enabled: bool) -> TokenCache | None:
+def for_settings(enabled: bool | None) -> TokenCache | None:
     """The cache for this platform: None off Linux and in a sandboxed run; on Linux one that
     at least drops."""
     if sys.platform != "linux" or not _outside_sandbox():
         return None
-    return TokenCache(enabled)
+    return TokenCache(wanted(enabled))
