@@ -62,7 +62,7 @@ def test_the_sandbox_store_never_touches_the_real_store_or_token_cache(
 ) -> None:
     # The real session, with its token cache, in the persistent keyring.
     monkeypatch.delenv("EXLS_SANDBOX")
-    real = open_store(Settings(session_store="kernel"))
+    real = open_store(Settings(session_store="kernel", token_cache=True))
     assert isinstance(real, KernelSessionStore) and real.cache is not None
     real.save(session("real"))
     before = {name: described for name, (_, described) in scoped_keys().items()}
