@@ -86,6 +86,50 @@ def test_a_new_login_session_finds_the_session() -> None:
     assert KernelSessionStore().load() == session
 
 
+FIRST_IN_A_WORKER_THREAD = """
+import sys, threading, time
+from exls_core.session.kernel_store import KernelSessionStore
+from exls_core.session.model import Session
+
+session = Session(issuer="https://exalsius.eu.auth0.com/", client_id="c", access_token="at",
+                  expires_at=time.time() + 3600, refresh_token="rt", id_token="id",
+                  scopes=("openid",), flow="device_code", subject="s", email=None,
+                  logged_in_at=time.time())
+store = KernelSessionStore()
+errors = []
+
+def use(action):
+    try:
+        action()
+    except Exception as exc:
+        errors.append(repr(exc))
+
+def in_thread(action):
+    thread = threading.Thread(target=use, args=(action,))
+    thread.start()
+    thread.join()
+
+in_thread(lambda: store.save(session))  # a worker thread is the first to touch the kernel
+in_thread(lambda: store.load() == session or errors.append("another thread: no session"))
+use(lambda: store.load() == session or errors.append("the main thread: no session"))
+print(errors)
+"""
+
+
+def test_a_store_first_used_in_a_worker_thread_serves_every_thread() -> None:
+    # A thread's process keyring lives in that thread's credentials: the persistent keyring
+    # linked there by the first thread gives no other thread possession (EACCES on its keys;
+    # a thread pool calling exls_core.access_token() meets this).
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-c", FIRST_IN_A_WORKER_THREAD], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    assert KernelSessionStore().load() is not None
+
+
 # --- interruption: the keyring store's guarantee, on kernel keys
 
 

@@ -114,16 +114,25 @@ class KernelEntries(Keyring):
         """exls's keyring (see kernel_keyring.store_keyring); made first with create."""
         return kk.store_keyring() if create else kk.find_store_keyring()
 
+    def _possess(self) -> None:
+        """Possess exls's keyring in this thread: a process keyring lives in the credentials
+        of the thread that made it, so the persistent keyring another thread linked there
+        gives this one nothing (EACCES on the keys)."""
+        kk.persistent_keyring()
+
     def _ring(self) -> int | None:
         if self._keyring is None:
             self._keyring = self._store_keyring(create=False)
+        else:
+            self._possess()
         return self._keyring
 
     def _made_ring(self) -> int:
-        if self._keyring is None:
-            self._keyring = self._store_keyring(create=True)
-        assert self._keyring is not None
-        return self._keyring
+        ring = self._ring()
+        if ring is None:
+            ring = self._keyring = self._store_keyring(create=True)
+        assert ring is not None
+        return ring
 
     def _find(self, name: str) -> int | None:
         ring = self._ring()
@@ -172,6 +181,9 @@ class SandboxEntries(KernelEntries):
         super().__init__()
         digest = hashlib.sha256(os.path.realpath(home).encode()).hexdigest()[:16]
         self._gate = f"sandbox-{digest}:{kk.GATE}"
+
+    def _possess(self) -> None:
+        pass  # every thread has the session keyring it was started with
 
     def _store_keyring(self, *, create: bool) -> int | None:
         session = kk.keyring_id(kk.SESSION_KEYRING, create=False)
