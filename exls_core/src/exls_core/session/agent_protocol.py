@@ -333,12 +333,19 @@ def call(path: str, request: dict[str, Any], timeout: float = REPLY_TIMEOUT) -> 
             raise AgentGone(path) from None
         if not same_user(conn):  # a socket mounted from elsewhere: serve only our own agent
             raise ExlsError(f"Refusing the exls agent at {path}: it runs as another user.")
-        conn.sendall(encode({"v": VERSION, **request}))
+        # A named socket (a forward) whose other end has no agent: sshd, or ssh on the other
+        # machine, closes the connection without an answer, or resets it.
+        named = bool(os.environ.get(SOCKET_ENV, "").strip())
         try:
+            conn.sendall(encode({"v": VERSION, **request}))
             return receive(conn)
+        except (ConnectionResetError, BrokenPipeError):
+            if named:
+                raise AgentGone(path) from None
+            raise
         except ProtocolError as exc:
-            if str(exc) == "cut short" and os.environ.get(SOCKET_ENV, "").strip():
-                raise AgentGone(path) from None  # a forward whose other end has no agent
+            if named and str(exc) == "cut short":
+                raise AgentGone(path) from None
             raise ExlsError(f"The exls agent at {path} gave no usable answer ({exc}).") from None
     finally:
         conn.close()
