@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from testkit.agents import stop_agent_for
 from testkit.leaks import Snapshot, left_running
 
 try:  # not in the e2e session's environment
@@ -73,11 +74,14 @@ def _private_kernel_keys(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _nothing_left_running() -> Iterator[None]:
+def _nothing_left_running(_private_dirs: None) -> Iterator[None]:
     """Fail a test that leaves a thread or a child process running (see testkit.leaks): it
     would print into the next tests' output or change what they see."""
     before = Snapshot.take()
     yield
+    # An agent a test's exls started as a token cache (in a container sharing the host's
+    # users, as this machine may be), found in this test's runtime directory (_private_dirs).
+    stop_agent_for(os.environ)
     leftovers = left_running(before)
     assert not leftovers, "the test left these running: " + "; ".join(leftovers)
 

@@ -46,6 +46,8 @@ STORE_IN_AGENT = STORE_SESSION.replace(
 STOP_AGENT = (
     "from exls_core.config import load_settings\n"
     "from exls_core.session.agent_store import AgentSessionStore\n"
+    "from exls_core.session.agent_store import AgentTokenCache\n"
+    "AgentTokenCache().drop()\n"
     "AgentSessionStore(load_settings()).clear()  # it then holds nothing and exits"
 )
 # gh 2.23 (Debian's) keeps its token in hosts.yml; `gh auth token` reads it without network.
@@ -78,6 +80,9 @@ def token_cases(
 
     service = start_secret_service(home / "secret-service")
     full = service.subprocess_env(env, service.env)
+    # No token cache unless a case names one: in a container sharing the host's users the
+    # default would be the exls agent as the cache, answering for the keyring store.
+    full["EXLS_TOKEN_CACHE"] = "0"
     subprocess.run([sys.executable, "-c", STORE_SESSION], env=full, check=True, timeout=60)
     check = subprocess.run([exls, "auth", "token"], env=full, capture_output=True, text=True)
     if check.returncode != 0 or not check.stdout.startswith("bench-access-token-"):

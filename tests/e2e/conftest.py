@@ -224,6 +224,9 @@ def exls(idp: IdpServer, secret_service: SecretService, tmp_path: Path) -> Itera
     cli = ExlsCli(EXLS, env, tmpdir=tmpdir)
     yield cli
     cli.close()
+    from testkit.agents import stop_agent_for
+
+    stop_agent_for(cli.base_env)  # started as the token cache, in a container like this one
 
 
 TIMINGS_KEY = pytest.StashKey["Timings"]()

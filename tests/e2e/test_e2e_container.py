@@ -10,6 +10,7 @@ from `/`. HOME is 0755 and TMPDIR 1777, as in a container image, so another uid 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from exls_testbed.cli import ExlsCli, Result, login_device
-from test_e2e_session import _files, _leaks
+from test_e2e_session import _leaks
 
 from exls_core.session import kernel_keyring as kk
 from testkit.agents import agents_collected, running_agents, wait_gone
@@ -238,7 +239,10 @@ def test_the_container_journey_keeps_the_session_in_the_agent(
     gone = cexls.run("auth", "token")
     assert gone.returncode == 1 and "You are not logged in" in gone.stderr
 
-    files = _files(container.root, Path("/dev/shm"), exls.tmpdir or container.tmp)
+    # Every file under /tmp (the container's HOME and TMPDIR are there) and /dev/shm, but the
+    # provider's own directory: it is the other end, not a place exls writes.
+    provider = idp.log_path.parent
+    files = [p for p in _regular_files("/tmp", "/dev/shm") if provider not in p.parents]
     leaked = [f"{p}: {hit}" for p in files if (hit := _leaks(secrets, _read(p)))]
     assert leaked == []
     for result in [*cexls.results, login.result, again.result]:
@@ -246,11 +250,31 @@ def test_the_container_journey_keeps_the_session_in_the_agent(
         assert not _leaks(secrets, shown.encode()), f"a token in the output of {result.args}"
 
 
+def _regular_files(*roots: str) -> list[Path]:
+    """Regular files under roots, not following symlinks; what vanishes meanwhile is skipped
+    (other programs use /tmp too)."""
+    found = []
+    for root in roots:
+        for directory, _, names in os.walk(root):  # errors (vanished, unreadable) are skipped
+            for name in names:
+                path = Path(directory, name)
+                with contextlib.suppress(OSError):
+                    if stat.S_ISREG(path.lstat().st_mode):
+                        found.append(path)
+    return found
+
+
 def _read(path: Path) -> bytes:
+    """The file's bytes; nothing when it is gone or no longer a regular file (never blocks)."""
     try:
-        return path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return b""
+    with os.fdopen(fd, "rb") as file:
+        try:
+            return file.read() if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+        except OSError:
+            return b""
 
 
 def test_a_killed_agent_says_the_session_is_gone(

@@ -8,7 +8,9 @@ scoped to it (tests/conftest.py: EXLS_KERNEL_KEY_SCOPE and a fresh session keyri
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the Linux kernel keyring")
 
 EMAIL = "alice@example.com"
+ATTACKER = Path(__file__).resolve().parent.parent / "keyring_attacker.py"
+ANOTHER_UID = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 # An SSH login to a server: no session bus. The store and the cache are named: on a machine
 # that is itself a container sharing the host's users (as CI's may be), auto would choose the
 # exls agent and no token cache (see test_e2e_container.py).
@@ -47,7 +51,6 @@ os.execv(sys.argv[1], sys.argv[1:])
 
 
 def in_a_new_login(exls: ExlsCli, *args: str) -> Result:
-    import subprocess
     import time
 
     start = time.monotonic()
@@ -81,6 +84,15 @@ def test_the_headless_journey_keeps_the_session_in_the_kernel_keyring(
     assert stored is not None and stored.email == EMAIL and stored.flow == "device_code"
     keys = scoped_keys()
     assert "session" in keys and "token" in keys  # the session and the token cache
+    # Another uid sharing this login's session keyring (sudo -u, su, runuser) gets nothing.
+    attacker = subprocess.run(
+        [*ANOTHER_UID, sys.executable, str(ATTACKER), "token", "session", "session.a.0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert attacker.returncode == 0, attacker.stderr
+    assert json.loads(attacker.stdout) | {"tried": 0} == {"read": {}, "replaced": [], "tried": 0}
 
     status = exls.run("auth", "status", env=HEADLESS)
     assert status.returncode == 0, status.describe()
@@ -175,7 +187,6 @@ def test_exls_in_every_environment_of_a_user_refreshes_once(
 ) -> None:
     """An SSH shell, a cron job (no XDG_RUNTIME_DIR) and a shell with another TMPDIR refresh at
     once: one refresh grant, since they all take the store's one session lock."""
-    import subprocess
 
     idp.configure(skip_consent=True, device_interval=1, access_token_ttl=30)  # to refresh at once
     login = login_device(exls, browser, EMAIL, flow="device_code", env=HEADLESS)

@@ -9,6 +9,7 @@ from pathlib import Path
 import keyring
 import keyring.core
 import pytest
+from exls_test_filekeyring import FileKeyring
 from session_testkit import CLIENT_ID, FakeIdP, MemoryKeyring, SigningKey, rsa_key
 
 from exls_core.config import Settings
@@ -51,3 +52,26 @@ def idp(signing_key: SigningKey) -> Iterator[FakeIdP]:
 @pytest.fixture
 def settings(idp: FakeIdP) -> Settings:
     return Settings(issuer=idp.issuer, client_id=CLIENT_ID, http_timeout=5.0)
+
+
+@pytest.fixture
+def shared_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, idp: FakeIdP) -> dict[str, str]:
+    """A file keyring every process shares (this process too), and the environment for
+    exls subprocesses: that keyring, the local provider, this directory on PYTHONPATH."""
+    monkeypatch.setenv("EXLS_TEST_KEYRING_DIR", str(tmp_path / "keyring"))
+    previous = keyring.core._keyring_backend
+    keyring.set_keyring(FileKeyring())
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=os.pathsep.join(
+            [str(Path(__file__).resolve().parent), env.get("PYTHONPATH", "")]
+        ),
+        PYTHON_KEYRING_BACKEND="exls_test_filekeyring.FileKeyring",
+        EXLS_AUTH_ISSUER=idp.issuer,
+        EXLS_AUTH_CLIENT_ID=CLIENT_ID,
+        # Ten interpreters start at once on two cores: a keyring call may wait its turn for
+        # long on a loaded machine. What is tested is the lock, not the keyring's speed.
+        EXLS_KEYRING_TIMEOUT="60",
+    )
+    yield env
+    keyring.core._keyring_backend = previous

@@ -530,3 +530,64 @@ def test_a_provider_that_is_down_keeps_the_session_and_says_so(
     assert caught.value.message.startswith("Could not refresh the session: the identity provider")
     assert caught.value.hint == "Your session was kept; try again."
     assert agent.store.load() == session and not agent.stopping.is_set()
+
+
+# --- the agent as the token cache of a Secret Service inside such a container
+
+
+def test_the_agent_caches_a_keyring_stores_token(memory_keyring: Any) -> None:
+    from exls_core.session.agent_protocol import fast_token
+    from exls_core.session.agent_store import AgentTokenCache
+    from exls_core.session.store import SessionStore
+
+    settings = Settings()
+    store = SessionStore(cache=AgentTokenCache())
+    store.save(make_session(settings.issuer, client_id=settings.client_id, access_token="at-1"))
+    (agent,) = running_agents()
+    assert fast_token() == "at-1"  # exls auth token's path: the agent, not the keyring
+    assert store.cache is not None
+    assert store.cache.lookup(binding(settings.issuer, settings.client_id)) == "at-1"
+    assert store.cache.lookup(binding("https://other.example/", "c")) is None
+    # A new session replaces it (the store drops the old token first, then puts the new).
+    store.save(make_session(settings.issuer, client_id=settings.client_id, access_token="at-2"))
+    assert fast_token() == "at-2"
+    # The agent never held the session: only the access token.
+    answer = proto.call(proto.socket_path(), {"v": 1, "op": "status"})
+    assert answer["session"] is None
+    (agent,) = running_agents()
+    assert store.clear() is True  # logout drops it, and the agent, holding nothing, exits
+    assert wait_gone(agent)
+    assert fast_token() is None
+
+
+def test_a_token_about_to_expire_is_not_cached_in_the_agent(memory_keyring: Any) -> None:
+    from exls_core.session.agent_store import AgentTokenCache
+
+    cache = AgentTokenCache()
+    cache.put("at-short", time.time() + 30, "b", "g")
+    assert running_agents() == [] and cache.lookup("b") is None
+
+
+def test_auto_in_such_a_container_caches_a_keyring_stores_token_in_the_agent(
+    memory_keyring: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from exls_core.session import selection
+    from exls_core.session.agent_store import AgentTokenCache
+
+    monkeypatch.setattr(selection, "shares_host_keyring", lambda: True)
+    store = open_store(Settings())
+    assert store.kind == "keyring" and isinstance(store.cache, AgentTokenCache)
+    assert not isinstance(open_store(Settings(token_cache=True)).cache, AgentTokenCache)
+
+
+def test_a_login_right_after_a_logout_is_never_lost(idp: FakeIdP) -> None:
+    """The agent stops once it holds nothing; a hand-over that meets it stopping starts a new
+    agent instead of vanishing with the old one."""
+    settings = idp_settings(idp)
+    for round_ in range(5):
+        store = AgentSessionStore(settings)
+        store.save(make_session(idp.issuer, access_token=f"at-{round_}", refresh_token=None))
+        assert get_access_token(settings, store=AgentSessionStore(settings)) == f"at-{round_}"
+        assert store.clear() is True  # then at once the next round's login
+    assert AgentSessionStore(settings).load() is None
+    assert all(wait_gone(pid) for pid in running_agents())

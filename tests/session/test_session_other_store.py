@@ -7,18 +7,12 @@ local provider that records revocations.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import keyring
-import keyring.core
 import pytest
-from exls_test_filekeyring import FileKeyring
-from session_testkit import CLIENT_ID, FakeIdP, make_session
+from session_testkit import FakeIdP, make_session
 
 from exls_core.session import kernel_keyring as kk
 from exls_core.session.kernel_store import KernelEntries, KernelSessionStore
@@ -28,24 +22,12 @@ from kernel_testkit import members, scoped_keys
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the Linux kernel keyring")
 
-HERE = Path(__file__).resolve().parent
 CLI = "import sys; sys.argv = ['exls', *sys.argv[1:]]; from exls_core.cli import run; run()"
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, idp: FakeIdP) -> Iterator[dict[str, str]]:
-    monkeypatch.setenv("EXLS_TEST_KEYRING_DIR", str(tmp_path / "keyring"))
-    previous = keyring.core._keyring_backend
-    keyring.set_keyring(FileKeyring())
-    values = dict(os.environ)
-    values.update(
-        PYTHONPATH=os.pathsep.join([str(HERE), values.get("PYTHONPATH", "")]),
-        PYTHON_KEYRING_BACKEND="exls_test_filekeyring.FileKeyring",
-        EXLS_AUTH_ISSUER=idp.issuer,
-        EXLS_AUTH_CLIENT_ID=CLIENT_ID,
-    )
-    yield values
-    keyring.core._keyring_backend = previous
+def env(shared_keyring: dict[str, str]) -> dict[str, str]:
+    return shared_keyring
 
 
 def exls(env: dict[str, str], store: str, *args: str) -> subprocess.CompletedProcess[str]:

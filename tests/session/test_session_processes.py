@@ -6,17 +6,12 @@ The keyring is the file-backed test backend (exls_test_filekeyring), shared by a
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import keyring
-import keyring.core
-import pytest
-from exls_test_filekeyring import FileKeyring
-from session_testkit import CLIENT_ID, FakeIdP, make_session
+from session_testkit import FakeIdP, make_session
 
 from exls_core.session import SessionStore
 
@@ -49,25 +44,6 @@ except SystemExit as exc:
 with open(os.environ["EXLS_TEST_MODULES"], "w") as out:
     json.dump({"code": code, "modules": sorted(sys.modules)}, out)
 """
-
-
-@pytest.fixture
-def shared_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, idp: FakeIdP) -> dict[str, str]:
-    monkeypatch.setenv("EXLS_TEST_KEYRING_DIR", str(tmp_path / "keyring"))
-    previous = keyring.core._keyring_backend
-    keyring.set_keyring(FileKeyring())
-    env = dict(os.environ)
-    env.update(
-        PYTHONPATH=os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")]),
-        PYTHON_KEYRING_BACKEND="exls_test_filekeyring.FileKeyring",
-        EXLS_AUTH_ISSUER=idp.issuer,
-        EXLS_AUTH_CLIENT_ID=CLIENT_ID,
-        # Ten interpreters start at once on two cores: a keyring call may wait its turn for
-        # long on a loaded machine. What is tested is the lock, not the keyring's speed.
-        EXLS_KEYRING_TIMEOUT="60",
-    )
-    yield env
-    keyring.core._keyring_backend = previous
 
 
 def race(tmp_path: Path, env: dict[str, str], count: int) -> list[subprocess.CompletedProcess[str]]:

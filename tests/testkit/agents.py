@@ -9,11 +9,12 @@ exits. A test that leaves an agent running fails; the agent is killed.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -87,3 +88,36 @@ def agents_collected() -> Iterator[None]:
         reap_agents()
         _prctl(PR_SET_CHILD_SUBREAPER, 0)
     assert not leftovers, f"the test left exls agents running: {leftovers}"
+
+
+def _socket_for(env: Mapping[str, str]) -> Path | None:
+    """Where exls in this environment finds its agent (exls_core.session.agent_protocol);
+    None where that is the machine's shared default (not a test's own place)."""
+    if env.get("EXLS_AGENT_SOCKET"):
+        return Path(env["EXLS_AGENT_SOCKET"])
+    runtime = env.get("XDG_RUNTIME_DIR", "").strip()
+    if runtime and os.path.isdir(runtime):
+        return Path(runtime, "exalsius", "agent.sock")
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        if env.get(name) and os.path.isdir(env[name]):
+            return Path(env[name], f"exls-{os.getuid()}", "agent.sock")
+    return None
+
+
+def stop_agent_for(env: Mapping[str, str]) -> None:
+    """Stop the agent exls in this environment would use, if one runs: drop what it caches and
+    holds (no revocation: a test's provider may be gone), then wait for its socket to go.
+
+    For fixtures whose exls runs may start one as a token cache (a keyring store in a
+    container that shares the host's users, as this test machine may be)."""
+    from exls_core.session import agent_protocol as proto
+
+    path = _socket_for(env)
+    if path is None or not path.exists():
+        return
+    for op in ("cache_drop", "clear"):
+        with contextlib.suppress(proto.ExlsError, OSError):
+            proto.call(str(path), {"op": op}, timeout=SETTLE)
+    deadline = time.monotonic() + SETTLE
+    while path.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)

@@ -51,7 +51,7 @@ def _run_token() -> NoReturn:
     try:
         from exls_core.session.token_cache import cached_token
 
-        token = cached_token()  # Linux: two syscalls, before the settings are even read
+        token = cached_token()  # Linux: a few syscalls, before the settings are even read
         if token is None:
             from exls_core.session.agent_protocol import fast_token
 

@@ -19,6 +19,11 @@ It makes itself non-dumpable (no ptrace, no ``/proc/PID/mem`` for other processe
 user), keeps no token in its argv, environment or any file, and exits when it holds nothing:
 after a logout, when the session can no longer be renewed, or when no login handed it a
 session within START_GRACE seconds of its start.
+
+It also serves as the token cache of a store elsewhere (a Secret Service inside a container,
+where the kernel keyring is the host's): then it holds only that store's current access token
+(:class:`exls_core.session.agent_store.AgentTokenCache`), and exits when the token expires or
+the store drops it.
 """
 
 from __future__ import annotations
@@ -105,6 +110,7 @@ class Agent:
         self.clients = threading.BoundedSemaphore(MAX_CLIENTS)
         self.held_once = False
         self.inputs: list[str] | None = None  # what decided the settings of the login
+        self.cached: dict[str, Any] | None = None  # another store's token (cache_put)
         self.stopping = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
 
@@ -117,11 +123,16 @@ class Agent:
             selector.register(self._wake_r, selectors.EVENT_READ)
             while not self.stopping.is_set():
                 wait = None if self.held_once else START_GRACE - (time.monotonic() - started)
+                if self.cached is not None and self.store.load_hot() is None:
+                    # Another store's token only: hold it until it expires.
+                    wait = self.cached["exp"] - time.time()
                 if wait is not None and wait <= 0:
-                    break  # started for a login that never came
+                    break  # started for a login that never came, or the cached token expired
                 for key, _ in selector.select(wait):
                     if key.fileobj is self.listener:
                         self._accept()
+                    else:
+                        os.read(self._wake_r, 512)  # woken: look at the state again
 
     def _accept(self) -> None:
         try:
@@ -148,15 +159,22 @@ class Agent:
                     conn.sendall(proto.encode(answer))
         finally:
             self.clients.release()
-            if self._holds_nothing() and self.held_once:
-                self.stop()
+            with self.writer:  # a hand-over either comes first or finds the agent stopping
+                if self.held_once and not self.stopping.is_set() and self._holds_nothing():
+                    self.stop()
 
     def stop(self) -> None:
         self.stopping.set()
+        self.stop_waiting()
+
+    def stop_waiting(self) -> None:
+        """Wake the serve loop (to stop, or to wait for something else)."""
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
 
     def _holds_nothing(self) -> bool:
+        if self.cached is not None:
+            return False
         try:
             return self.store.load_hot() is None
         except ExlsError:
@@ -181,6 +199,13 @@ class Agent:
                     return {"ok": True, "existed": self.store.clear()}
             if op == "logout":
                 return self._logout()
+            if op == "cache_put":
+                return self._cache_put(request)
+            if op == "cache_get":
+                return self._cache_get(request.get("binding"), None)
+            if op == "cache_drop":
+                self.cached = None
+                return {"ok": True}
         except ExlsError as exc:
             return _failure("failed", exc)
         return _failure("request", message="unknown operation")
@@ -197,7 +222,7 @@ class Agent:
 
         found = self.store.load_hot()
         if found is None:
-            return _failure("not_logged_in")
+            return self._cache_get(binding, inputs)
         hot = found if isinstance(found, HotRecord) else HotRecord.of(found)
         if inputs is not None:
             if inputs != self.inputs or hot is None:
@@ -236,6 +261,36 @@ class Agent:
                 self.store.clear()
                 return None
 
+    def _cache_put(self, request: dict[str, Any]) -> dict[str, Any]:
+        record = {key: request.get(key) for key in ("at", "exp", "for", "gen", "inputs")}
+        texts = [i for i in record["inputs"] if isinstance(i, str)] if record["inputs"] else []
+        try:
+            HotRecord.from_dict(record)
+        except ValueError:
+            return _failure("request", message="not a token")
+        if not (isinstance(record["gen"], str) and texts and texts == record["inputs"]):
+            return _failure("request", message="not a token")
+        with self.writer:
+            if self.stopping.is_set():
+                return _failure("stopping", message="this agent is stopping")
+            self.cached = record
+            self.held_once = True
+        self.stop_waiting()  # the serve loop waits until this token expires
+        return {"ok": True, "pid": os.getpid()}
+
+    def _cache_get(self, binding: object, inputs: object) -> dict[str, Any]:
+        """The cached token for these settings (``binding``, or the fast path's ``inputs``)
+        while it is valid for over a minute."""
+        from exls_core.session.token_cache import REFRESH_MARGIN
+
+        record = self.cached
+        if record is None:
+            return _failure("not_logged_in")
+        matches = record["inputs"] == inputs if inputs is not None else record["for"] == binding
+        if not matches or record["exp"] - time.time() <= REFRESH_MARGIN:
+            return _failure("miss", message="no cached token for these settings")
+        return {"ok": True, "pid": os.getpid(), **record, "inputs": None}
+
     def _put(self, text: object, inputs: object) -> dict[str, Any]:
         try:
             session = Session.from_json(text if isinstance(text, str) else "")
@@ -243,6 +298,8 @@ class Agent:
             return _failure("request", message="not a session")
         texts = [i for i in inputs if isinstance(i, str)] if isinstance(inputs, list) else []
         with self.writer:
+            if self.stopping.is_set():
+                return _failure("stopping", message="this agent is stopping")
             self.store.save(session)
             self.inputs = texts if texts and texts == inputs else None
             self.held_once = True
@@ -350,11 +407,14 @@ def main(argv: list[str], make: type[Agent] = Agent) -> int:
     try:
         agent.serve()
     finally:
-        with contextlib.suppress(OSError):
-            now = os.lstat(path)
-            if (now.st_dev, now.st_ino) == (bound.st_dev, bound.st_ino):
-                os.unlink(path)  # ours still: a later agent's socket stays
-        listener.close()
+        # Under the start lock, so that a starting agent never finds this one half gone:
+        # clients connected meanwhile see the connection closed (AgentStopping) and start anew.
+        with _start_lock(path):
+            with contextlib.suppress(OSError):
+                now = os.lstat(path)
+                if (now.st_dev, now.st_ino) == (bound.st_dev, bound.st_ino):
+                    os.unlink(path)  # ours still: a later agent's socket stays
+            listener.close()
     os._exit(0)  # daemon threads may still write an answer: they end with the process
 
 

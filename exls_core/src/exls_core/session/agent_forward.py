@@ -10,8 +10,8 @@ check and hand-out rules) in front of the store this machine uses (the keyring, 
 keyring or the in-memory agent), instead of a session of its own: clients get access tokens
 and public facts, never the refresh token; renewals happen here, in that store, under the
 session lock, as any exls process on this machine renews. It refuses what would let the other
-machine change this one's session: a login handing it a session, a clear, and a logout unless
-the client asks with ``exls logout --forwarded``. It reports who and where it runs
+machine change this one's session (a login handing it a session, a clear, a token to cache),
+and a logout unless the client asks with ``exls logout --forwarded``. It reports who and where it runs
 (``origin``), and exits when the store holds no session any more (a logout here).
 """
 
@@ -74,7 +74,7 @@ class ForwardingAgent(Agent):
 
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
-        if op in ("put", "clear"):
+        if op not in ("status", "token", "logout"):  # put, clear, the cache's: not from there
             return _refused("log in or out on this machine instead of the other one")
         if op == "logout" and request.get("end_forwarded") is not True:
             return _refused('ending it there takes "exls logout --forwarded"')

@@ -51,6 +51,14 @@ class UnsafeSocketPath(ExlsError):
     """The agent's directory or socket is not private to this user."""
 
 
+class CutShort(ProtocolError):
+    """The other end closed before the message was complete."""
+
+
+class AgentStopping(ExlsError):
+    """The agent closed the connection without an answer: it is stopping (it holds nothing)."""
+
+
 class AgentGone(ExlsError):
     """A socket is there, but no agent answers it: the session it held is gone."""
 
@@ -262,7 +270,7 @@ def _read_exactly(conn: socket.socket, size: int) -> bytes:
         except TimeoutError:
             raise ProtocolError("too slow") from None
         if not chunk:
-            raise ProtocolError("cut short")
+            raise CutShort("cut short")
         chunks.append(chunk)
         size -= len(chunk)
     return b"".join(chunks)
@@ -322,8 +330,9 @@ def answers(path: str) -> bool:
 def call(path: str, request: dict[str, Any], timeout: float = REPLY_TIMEOUT) -> dict[str, Any]:
     """Send one request to the agent at ``path`` and return its answer.
 
-    AgentGone when a socket is there but nothing answers; ConnectionError (FileNotFoundError)
-    when there is no socket; ExlsError when the answer breaks the protocol."""
+    AgentGone when a socket is there but nothing answers; AgentStopping when the agent closed
+    without an answer; ConnectionError (FileNotFoundError) when there is no socket; ExlsError
+    when the answer breaks the protocol."""
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         conn.settimeout(timeout)
@@ -333,19 +342,12 @@ def call(path: str, request: dict[str, Any], timeout: float = REPLY_TIMEOUT) -> 
             raise AgentGone(path) from None
         if not same_user(conn):  # a socket mounted from elsewhere: serve only our own agent
             raise ExlsError(f"Refusing the exls agent at {path}: it runs as another user.")
-        # A named socket (a forward) whose other end has no agent: sshd, or ssh on the other
-        # machine, closes the connection without an answer, or resets it.
-        named = bool(os.environ.get(SOCKET_ENV, "").strip())
         try:
             conn.sendall(encode({"v": VERSION, **request}))
             return receive(conn)
-        except (ConnectionResetError, BrokenPipeError):
-            if named:
-                raise AgentGone(path) from None
-            raise
+        except (CutShort, ConnectionResetError, BrokenPipeError):
+            raise AgentStopping(f"The exls agent at {path} stopped.") from None
         except ProtocolError as exc:
-            if named and str(exc) == "cut short":
-                raise AgentGone(path) from None
             raise ExlsError(f"The exls agent at {path} gave no usable answer ({exc}).") from None
     finally:
         conn.close()

@@ -13,16 +13,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 from exls_core.errors import ExlsError
 from exls_core.session import agent_protocol as proto
 from exls_core.session.model import SESSION_FORMAT, HotRecord, Session, binding
 from exls_core.session.store import SessionStore, StoreError
+from exls_core.session.token_cache import REFRESH_MARGIN, TokenCache
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from exls_core.config import Settings
-    from exls_core.session.token_cache import TokenCache
 
 START_TIMEOUT = 60.0  # a hang guard for the agent's start (it binds and answers in milliseconds)
 NOTE = (
@@ -82,8 +85,8 @@ class AgentSessionStore(SessionStore):
             if not present:
                 return None
             answer = proto.call(path, request)
-        except FileNotFoundError:
-            return None  # it stopped between the check and the call
+        except (FileNotFoundError, proto.AgentStopping):
+            return None  # it stopped (holding nothing) between the check and the answer
         except proto.AgentGone as exc:
             if gone_ok:
                 return None
@@ -95,6 +98,8 @@ class AgentSessionStore(SessionStore):
                 f"Failed to {verb} token: the exls agent at {self.path} failed "
                 f"({exc.strerror or exc})."
             ) from None
+        if answer.get("error") == "stopping":
+            return None  # it holds nothing and is on its way out: as if none ran
         if isinstance(answer.get("pid"), int):
             self.pid = answer["pid"]
         return answer
@@ -230,3 +235,58 @@ class AgentSessionStore(SessionStore):
             raise self._failed(answer, "remove")
         problem = answer.get("problem")
         return bool(answer.get("existed")), problem if isinstance(problem, str) else None
+
+
+class AgentTokenCache(TokenCache):
+    """The token cache of a store elsewhere, kept by the exls agent instead of the kernel
+    keyring: for a Secret Service inside a container that shares the host's user namespace
+    (where the kernel keyring is the host user's). The agent holds only the access token,
+    and ``exls auth token`` gets it in one request (agent_protocol.fast_token)."""
+
+    def _request(self, request: dict[str, Any], *, start: bool = False) -> dict[str, Any] | None:
+        try:
+            path, present = proto.checked_socket_path(create=start)
+            answer = proto.call(path, request) if present else None
+            if answer is not None and answer.get("error") != "stopping":
+                return answer
+        except (proto.AgentGone, proto.AgentStopping):
+            if not start:
+                return None
+        except (ExlsError, OSError):
+            return None  # a cache: any failure is a miss
+        if not start:
+            return None
+        try:
+            start_agent(path)
+            return proto.call(path, request)
+        except (ExlsError, OSError):
+            return None
+
+    def lookup(self, binding: str, clock: Callable[[], float] = time.time) -> str | None:
+        if not self.enabled:
+            return None
+        answer = self._request({"op": "cache_get", "binding": binding})
+        token = answer.get("at") if answer and answer.get("ok") else None
+        return token if isinstance(token, str) and token else None
+
+    def put(
+        self,
+        access_token: str,
+        expires_at: float,
+        binding: str,
+        generation: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not self.enabled:
+            return
+        if not expires_at - clock() > REFRESH_MARGIN:
+            self.drop()  # not worth an agent; the old record must not outlive this
+            return
+        from exls_core.session.token_cache import inputs
+
+        record = {"at": access_token, "exp": expires_at, "for": binding, "gen": generation}
+        if self._request({"op": "cache_put", **record, "inputs": inputs()}, start=True) is None:
+            self.drop()
+
+    def drop(self) -> None:
+        self._request({"op": "cache_drop"})

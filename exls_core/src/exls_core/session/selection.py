@@ -111,6 +111,10 @@ def open_store(settings: Settings) -> SessionStore:
     except KeyringFailure as failure:
         return SessionStore(FailedKeyring(failure), cache=cache)  # reports it when used
     if configured or not is_unusable(backend):
+        if settings.token_cache is None and shares_host_keyring():
+            from exls_core.session.agent_store import AgentTokenCache
+
+            cache = AgentTokenCache()  # not the host's kernel keyring: the agent's memory
         return SessionStore(Keyring(backend), cache=cache)
     if not shares_host_keyring() and _kernel_allowed():
         from exls_core.session.kernel_store import KernelSessionStore
@@ -132,7 +136,8 @@ def _named_agent_answers() -> bool:
 
 def reachable_stores(settings: Settings) -> list[SessionStore]:
     """Every store exls can reach on this machine, whatever the settings choose: on Linux the
-    keyring (when it has a usable backend) and the kernel keyring (when the kernel allows it).
+    keyring (when it has a usable backend) and the kernel keyring (when the kernel allows it;
+    with the session an older exls may have left there, see kernel_store.LegacyKernelStore).
 
     A session may sit in one the settings do not choose: logged in over SSH (the kernel
     keyring), then in a desktop terminal (the Secret Service). Logout clears them all;

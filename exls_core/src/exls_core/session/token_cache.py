@@ -1,4 +1,4 @@
-"""The current access token in the kernel keyring, so ``exls auth token`` costs two syscalls.
+"""The current access token in the kernel keyring, so ``exls auth token`` costs a few syscalls.
 
 On every Linux machine, whatever the session store, the token of the stored session is kept
 in one ``user`` key, ``exalsius_cli:token``, in exls's keyring in the user's persistent
