@@ -11,8 +11,8 @@ keyring or the in-memory agent), instead of a session of its own: clients get ac
 and public facts, never the refresh token; renewals happen here, in that store, under the
 session lock, as any exls process on this machine renews. It refuses what would let the other
 machine change this one's session (a login handing it a session, a clear, a token to cache),
-and a logout unless the client asks with ``exls logout --forwarded``. It reports who and where it runs
-(``origin``), and exits when the store holds no session any more (a logout here).
+and a logout unless the client asks with ``exls logout --forwarded``. It reports who and where
+it runs (``origin``), and exits when the store holds no session any more (a logout here).
 """
 
 from __future__ import annotations
