@@ -169,9 +169,35 @@ def test_a_forward_that_is_gone_fails_in_one_line(
     agent, path = forwarded
     monkeypatch.setattr(proto, "check_dir", lambda path, create: None)
     agent.stop()  # as if the SSH connection closed: nothing answers, the socket file stays
+    for serving in [t for t in threading.enumerate() if t.name == "test-forwarding-agent"]:
+        serving.join(60)  # its serve loop has ended before the listener closes
     agent.listener.close()
     monkeypatch.setenv("EXLS_SESSION_STORE", "agent")  # wherever auto would land on this machine
     code, out, err = exls(monkeypatch, capsys, "auth", "token")
     assert (code, out) == (1, "")
     (line,) = err.splitlines()
     assert line.startswith(f"Error: No session at the exls agent {path} ({proto.SOCKET_ENV})")
+
+
+def test_a_login_on_the_server_is_refused_before_it_starts(
+    forwarded: tuple[ForwardingAgent, str],
+    laptop: SessionStore,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, path = forwarded
+    monkeypatch.setattr(proto, "check_dir", lambda path, create: None)
+    before = laptop.load()
+    code, out, err = exls(
+        monkeypatch, capsys, "login", "--auth-flow", "device_code", "--email", "x@y.z"
+    )
+    who = f"{origin()['user']}@{origin()['host']}"
+    assert (code, out) == (1, ""), err
+    assert "device" not in err.lower(), err  # refused before the flow starts
+    first, hint = err.splitlines()[-2:]
+    assert first == (
+        f"Error: Failed to store token: the exls agent at {path} serves the session of {who}, "
+        "forwarded from there; a login here cannot replace it."
+    )
+    assert hint == f"Unset {proto.SOCKET_ENV} to log in on this machine, in its own store."
+    assert laptop.load() == before

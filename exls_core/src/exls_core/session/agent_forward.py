@@ -75,7 +75,7 @@ class ForwardingAgent(Agent):
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
         if op not in ("status", "token", "logout"):  # put, clear, the cache's: not from there
-            return _refused("log in or out on this machine instead of the other one")
+            return _refused("it cannot be changed from another machine")
         if op == "logout" and request.get("end_forwarded") is not True:
             return _refused('ending it there takes "exls logout --forwarded"')
         with self.serial:

@@ -143,11 +143,21 @@ class AgentSessionStore(SessionStore):
         return self._refreshable
 
     def check_usable(self) -> None:
-        """Before a login: the socket's directory is private (created if need be)."""
+        """Before a login: the socket's directory is private (created if need be), and the
+        agent there does not serve another machine's session (agent_forward)."""
         try:
             proto.checked_socket_path(create=True)
         except ExlsError as exc:
             raise StoreError(f"Failed to store token: {exc.message}", hint=exc.hint) from None
+        answer = self._call({"op": "status"}, verb="store", gone_ok=True)
+        origin = answer.get("origin") if answer else None
+        if isinstance(origin, dict):
+            self.origin = origin
+            raise StoreError(
+                f"Failed to store token: the exls agent at {self.path} serves the session of "
+                f"{self.forwarded_from()}, forwarded from there; a login here cannot replace it.",
+                hint=f"Unset {proto.SOCKET_ENV} to log in on this machine, in its own store.",
+            )
 
     def load(self) -> Session | None:
         answer = self._call({"op": "status"}, verb="load")
