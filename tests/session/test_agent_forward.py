@@ -136,6 +136,7 @@ def test_the_server_uses_it_in_auto_and_says_whose_it_is(
     code, out, _ = exls(monkeypatch, capsys, "auth", "status")
     who = f"{origin()['user']}@{origin()['host']}"
     assert code == 0 and f"agent:    forwarded from {who} by its exls agent" in out
+    assert f"socket {path})" in out
 
 
 def test_logout_on_the_server_needs_the_flag_to_end_the_laptops_session(
