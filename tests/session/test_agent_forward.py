@@ -202,3 +202,25 @@ def test_a_login_on_the_server_is_refused_before_it_starts(
     )
     assert hint == f"Unset {proto.SOCKET_ENV} to log in on this machine, in its own store."
     assert laptop.load() == before
+
+
+def test_auth_agent_on_a_server_passes_the_forwarded_socket_on(
+    forwarded: tuple[ForwardingAgent, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """ssh -R from a server onwards: the same agent, no second one in front of it."""
+    _, path = forwarded
+    monkeypatch.setattr(proto, "check_dir", lambda path, create: None)
+    assert exls(monkeypatch, capsys, "auth", "agent") == (0, path + "\n", "")
+
+
+def test_auth_agent_without_a_session_starts_nothing(
+    memory_keyring: MemoryKeyring,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("EXLS_SESSION_STORE", "keyring")
+    code, out, err = exls(monkeypatch, capsys, "auth", "agent")
+    assert (code, out, err) == (1, "", 'Error: You are not logged in. Run "exls login".\n')
+    assert not os.path.exists(proto.default_dir())

@@ -71,6 +71,7 @@ class ForwardingAgent(Agent):
         self.store = open_store(settings)  # this machine's store, as exls uses it here
         self.held_once = True  # it serves a session that exists (exls auth agent checked)
         self.serial = threading.Lock()  # one store access at a time (a keyring over D-Bus)
+        self.saw_nothing = False  # an answer found no session: look again before serving on
 
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
@@ -78,14 +79,25 @@ class ForwardingAgent(Agent):
             return _refused("it cannot be changed from another machine")
         if op == "logout" and request.get("end_forwarded") is not True:
             return _refused('ending it there takes "exls logout --forwarded"')
+        if op == "token" and request.get("inputs") is not None:
+            # exls auth token's fast path: the other machine's settings are not this one's.
+            return {"ok": False, "error": "inputs", "message": "a forwarded session"}
         with self.serial:
             answer = super().answer(request)
         if op == "status" and answer.get("ok"):
             answer["origin"] = origin()
+        nothing = op == "status" and answer.get("ok") and answer.get("session") is None
+        if nothing or op == "logout" or answer.get("error") in ("not_logged_in", "expired"):
+            self.saw_nothing = True
         return answer
 
     def _holds_nothing(self) -> bool:
+        """Asks the store only after an answer found no session (a read of the keyring for
+        every connection would cost every client)."""
+        if not self.saw_nothing:
+            return False
         with self.serial:
+            self.saw_nothing = False
             return super()._holds_nothing()
 
     def _renew(self) -> Session | None:
