@@ -72,6 +72,10 @@ def forwarded(
         shutil.rmtree(directory)
 
 
+def forwarded_from() -> str:
+    return f"{origin()['user']}@{origin()['host']}"
+
+
 def ask(path: str, message: dict[str, Any]) -> dict[str, Any]:
     return proto.call(path, message, timeout=60)
 
@@ -128,13 +132,12 @@ def test_the_server_uses_it_in_auto_and_says_whose_it_is(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     _, path = forwarded
-    monkeypatch.setattr(proto, "check_dir", lambda path, create: None)  # mkdtemp's directory
     store = open_store(Settings())
     assert isinstance(store, AgentSessionStore)
     code, out, err = exls(monkeypatch, capsys, "auth", "token")
     assert (code, out, err) == (0, "at-1\n", "")
     code, out, _ = exls(monkeypatch, capsys, "auth", "status")
-    who = f"{origin()['user']}@{origin()['host']}"
+    who = forwarded_from()
     assert code == 0 and f"agent:    forwarded from {who} by its exls agent" in out
     assert f"socket {path})" in out
 
@@ -147,9 +150,8 @@ def test_logout_on_the_server_needs_the_flag_to_end_the_laptops_session(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     agent, path = forwarded
-    monkeypatch.setattr(proto, "check_dir", lambda path, create: None)
     code, out, err = exls(monkeypatch, capsys, "logout")
-    who = f"{origin()['user']}@{origin()['host']}"
+    who = forwarded_from()
     assert (code, out) == (1, "")
     first, hint = err.splitlines()
     assert first.startswith(f"Error: Your session belongs to {who}") and path in first
@@ -168,7 +170,6 @@ def test_a_forward_that_is_gone_fails_in_one_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     agent, path = forwarded
-    monkeypatch.setattr(proto, "check_dir", lambda path, create: None)
     agent.stop()  # as if the SSH connection closed: nothing answers, the socket file stays
     for serving in [t for t in threading.enumerate() if t.name == "test-forwarding-agent"]:
         serving.join(60)  # its serve loop has ended before the listener closes
@@ -187,12 +188,11 @@ def test_a_login_on_the_server_is_refused_before_it_starts(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     _, path = forwarded
-    monkeypatch.setattr(proto, "check_dir", lambda path, create: None)
     before = laptop.load()
     code, out, err = exls(
         monkeypatch, capsys, "login", "--auth-flow", "device_code", "--email", "x@y.z"
     )
-    who = f"{origin()['user']}@{origin()['host']}"
+    who = forwarded_from()
     assert (code, out) == (1, ""), err
     assert "device" not in err.lower(), err  # refused before the flow starts
     first, hint = err.splitlines()[-2:]
@@ -211,7 +211,6 @@ def test_auth_agent_on_a_server_passes_the_forwarded_socket_on(
 ) -> None:
     """ssh -R from a server onwards: the same agent, no second one in front of it."""
     _, path = forwarded
-    monkeypatch.setattr(proto, "check_dir", lambda path, create: None)
     assert exls(monkeypatch, capsys, "auth", "agent") == (0, path + "\n", "")
 
 
