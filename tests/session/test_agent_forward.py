@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 from session_testkit import CLIENT_ID, FakeIdP, MemoryKeyring, make_session
+from test_session_cli import exls
 
-from exls_core.cli import run
 from exls_core.config import Settings
 from exls_core.session import agent_protocol as proto
 from exls_core.session.agent_forward import ForwardingAgent, origin
@@ -78,14 +78,6 @@ def forwarded_from() -> str:
 
 def ask(path: str, message: dict[str, Any]) -> dict[str, Any]:
     return proto.call(path, message, timeout=60)
-
-
-def exls(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> Any:
-    monkeypatch.setattr(sys, "argv", ["exls", *args])
-    with pytest.raises(SystemExit) as caught:
-        run()
-    out, err = capsys.readouterr()
-    return int(caught.value.code or 0), out, err
 
 
 @pytest.mark.parametrize(
