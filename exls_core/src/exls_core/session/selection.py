@@ -10,7 +10,8 @@ A chosen keyring backend always wins, even a disabled one.
 
 In a container that shares the host's user namespace (:func:`exls_core.container.
 shares_host_keyring`) the kernel keyring is shared with every process of the uid on the host:
-there ``auto`` keeps neither the session nor the token cache in it, and uses the agent.
+there ``auto`` keeps neither the session nor the token cache in it, and uses the agent (for a
+Secret Service found in the container, the agent is its token cache).
 
 ``EXLS_AGENT_SOCKET`` naming an agent that answers (a session forwarded over SSH, see
 :mod:`exls_core.session.agent_forward`) comes first in ``auto``.
@@ -111,10 +112,12 @@ def open_store(settings: Settings) -> SessionStore:
     except KeyringFailure as failure:
         return SessionStore(FailedKeyring(failure), cache=cache)  # reports it when used
     if configured or not is_unusable(backend):
-        if settings.token_cache is None and shares_host_keyring():
+        if not configured and settings.token_cache is None and shares_host_keyring():
+            # A Secret Service inside the container: its token cache is the agent's memory,
+            # not the host's kernel keyring.
             from exls_core.session.agent_store import AgentTokenCache
 
-            cache = AgentTokenCache()  # not the host's kernel keyring: the agent's memory
+            cache = AgentTokenCache()
         return SessionStore(Keyring(backend), cache=cache)
     if not shares_host_keyring() and _kernel_allowed():
         from exls_core.session.kernel_store import KernelSessionStore
