@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from exls_testbed.cli import ExlsCli, Result, login_device, login_pkce, stored_session
+from exls_testbed.cli import (
+    ExlsCli,
+    Result,
+    Timings,
+    login_device,
+    login_pkce,
+    stored_session,
+)
 from test_e2e_session import _files, _leaks
 
 from testkit.agents import agents_collected, running_agents, wait_gone
@@ -207,6 +214,7 @@ def test_the_server_uses_the_laptops_session_and_never_gets_its_refresh_token(
     agents: None,
     server: Server,
     relays: list[Relay],
+    e2e_timings: Timings,
 ) -> None:
     laptop = exls
 
@@ -245,11 +253,22 @@ def test_the_server_uses_the_laptops_session_and_never_gets_its_refresh_token(
     # The server's auth token, across the expiry of the login's token: renewed by the
     # laptop's agent, active at the provider; then served as it is while it is valid.
     idp.configure(access_token_ttl=3600)
-    token = _token(srv)
+    renewing = srv.run("auth", "token")
+    assert renewing.returncode == 0 and renewing.stderr == "", renewing.describe()
+    token = renewing.stdout.strip()
     assert token != first["access_token"]
     found = idp.lookup(token)
     assert (found["kind"], found["active"]) == ("AccessToken", True), found
-    assert _token(srv) == token
+    served = srv.run("auth", "token")
+    assert (served.returncode, served.stdout) == (0, token + "\n"), served.describe()
+    # The Python API (exls_core.session.get_access_token, under exls_core.access_token) too.
+    api = ExlsCli(sys.executable, srv.base_env).run(
+        "-c", "from exls_core.session import get_access_token; print(get_access_token())"
+    )
+    assert (api.returncode, api.stdout) == (0, token + "\n"), api.describe()
+    e2e_timings.add(
+        "forwarded_auth_token", renewed_on_laptop=renewing.seconds, served=served.seconds
+    )
     grants = idp.token_grants("refresh_token")
     assert [g["status"] for g in grants] == [200], [g["error"] for g in grants]
     # The renewals happened on the laptop, in its store: its Secret Service has the last ones.
