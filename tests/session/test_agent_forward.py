@@ -24,10 +24,18 @@ from test_session_cli import exls
 
 from exls_core.config import Settings
 from exls_core.session import agent_protocol as proto
-from exls_core.session.agent_forward import ForwardingAgent, origin
+from exls_core.session.agent_forward import (
+    ForwardingAgent,
+    ensure_forwarding_agent,
+    origin,
+    stop_when_idle,
+)
 from exls_core.session.agent_store import AgentSessionStore
+from exls_core.session.model import binding
+from exls_core.session.revoke import logout
 from exls_core.session.selection import open_store
 from exls_core.session.store import SessionStore
+from testkit.agents import agents_collected, running_agents, wait_gone
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="SO_PEERCRED")
 
@@ -215,3 +223,31 @@ def test_auth_agent_without_a_session_starts_nothing(
     code, out, err = exls(monkeypatch, capsys, "auth", "agent")
     assert (code, out, err) == (1, "", 'Error: You are not logged in. Run "exls login".\n')
     assert not os.path.exists(proto.default_dir())
+
+
+def test_a_session_the_in_memory_agent_holds_is_forwarded_too(
+    idp: FakeIdP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The laptop is itself a container (issue 21): the forwarding agent, a real detached
+    process, serves the session of the in-memory agent, which renews it."""
+
+    monkeypatch.setenv("EXLS_SESSION_STORE", "agent")
+    monkeypatch.setenv("EXLS_AUTH_ISSUER", idp.issuer)
+    monkeypatch.setenv("EXLS_AUTH_CLIENT_ID", CLIENT_ID)
+    settings = Settings(issuer=idp.issuer, client_id=CLIENT_ID, session_store="agent")
+    with agents_collected():
+        held = AgentSessionStore(settings)
+        held.save(make_session(idp.issuer, expires_at=time.time() + 5))
+        path = ensure_forwarding_agent()
+        assert path.endswith("/exalsius/forward.sock") and len(running_agents()) == 2
+        status = ask(path, {"op": "status"})
+        assert status["origin"] == origin() and status["session"]["refresh_token"] is None
+        answer = ask(path, {"op": "token", "binding": binding(idp.issuer, CLIENT_ID)})
+        assert (answer["ok"], answer["at"]) == (True, "at-1"), answer
+        assert (idp.refreshes, idp.rejected) == (1, 0)  # renewed once, in the in-memory agent
+        assert "rt-" not in repr(answer) + repr(status)
+        # The laptop logs out: the in-memory agent revokes and exits, the forwarding one too.
+        result = logout(settings)
+        assert result.was_logged_in and [r[1] for r in idp.revoked][:1] == ["refresh_token"]
+        stop_when_idle()
+        assert all(wait_gone(pid) for pid in running_agents())
