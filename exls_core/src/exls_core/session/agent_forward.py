@@ -17,6 +17,7 @@ it runs (``origin``), and exits when the store holds no session any more (a logo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import getpass
 import os
@@ -69,6 +70,11 @@ class ForwardingAgent(Agent):
             del os.environ[proto.SOCKET_ENV]  # named itself: it must not serve itself
 
         self.store = open_store(settings)  # this machine's store, as exls uses it here
+        # Read once here, in the main thread: the kernel store's process keyring is then in
+        # the credentials every serving thread starts with (one that a serving thread made
+        # would be its own, and the next thread could not search the keys: EACCES).
+        with contextlib.suppress(ExlsError):
+            self.store.load()
         self.held_once = True  # it serves a session that exists (exls auth agent checked)
         self.serial = threading.Lock()  # one store access at a time (a keyring over D-Bus)
         self.saw_nothing = False  # an answer found no session: look again before serving on
