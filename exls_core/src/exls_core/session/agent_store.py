@@ -20,7 +20,7 @@ from exls_core.errors import ExlsError
 from exls_core.session import agent_protocol as proto
 from exls_core.session.model import SESSION_FORMAT, HotRecord, Session, binding
 from exls_core.session.store import SessionStore, StoreError
-from exls_core.session.token_cache import REFRESH_MARGIN, TokenCache
+from exls_core.session.token_cache import REFRESH_MARGIN, TokenCache, inputs
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -217,8 +217,6 @@ class AgentSessionStore(SessionStore):
         if self.cache is not None:
             self.cache.drop()  # a record from another store must not outlive this login
         self.check_usable()
-        from exls_core.session.token_cache import inputs
-
         request = {"op": "put", "session": session.to_json(), "inputs": inputs()}
         answer = self._call(request, verb="store", gone_ok=True)
         if answer is None:
@@ -292,8 +290,6 @@ class AgentTokenCache(TokenCache):
         if not expires_at - clock() > REFRESH_MARGIN:
             self.drop()  # not worth an agent; the old record must not outlive this
             return
-        from exls_core.session.token_cache import inputs
-
         record = {"at": access_token, "exp": expires_at, "for": binding, "gen": generation}
         if self._request({"op": "cache_put", **record, "inputs": inputs()}, start=True) is None:
             self.drop()
