@@ -38,6 +38,10 @@ AUTH = {
         "exls_core.commands.session_cmds:token",
         "Print a valid access token on stdout (refreshing it if needed).",
     ),
+    "agent": Entry(
+        "exls_core.commands.forward:agent",
+        "Serve this machine's session to other machines; print the agent's socket.",
+    ),
     "flows": Entry(
         "exls_core.commands.flows:flows",
         "List installed login flows, their availability and priority.",

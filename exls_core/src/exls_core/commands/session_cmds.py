@@ -17,18 +17,34 @@ from exls_core.commands.catalog import AUTH, TOP
 
 if TYPE_CHECKING:
     from exls_core.config import Settings
+    from exls_core.errors import ExlsError
     from exls_core.session import Session, SessionStore
+    from exls_core.session.agent_store import AgentSessionStore
 
 
 @click.command(short_help=TOP["logout"].short_help)
-def logout() -> None:
+@click.option(
+    "--forwarded",
+    is_flag=True,
+    help="With a session forwarded from another machine (EXLS_AGENT_SOCKET): end it there too.",
+)
+def logout(forwarded: bool) -> None:
     """Remove your stored tokens (and revoke them at the provider)."""
     from exls_core.config import load_settings
     from exls_core.session import logout as end_session
     from exls_core.ui import TerminalUI
 
     ui = TerminalUI()
-    result = end_session(load_settings())
+    settings = load_settings()
+    store = _forwarded_store(settings)
+    if store is not None:
+        if not forwarded:
+            raise _belongs_elsewhere(store)
+        store.end_forwarded = True
+        result = end_session(settings, store=store)  # that session only, as asked
+    else:
+        result = end_session(settings)
+        _stop_forwarding_agent()
     if not result.was_logged_in:
         ui.message("You are not logged in.")
         return
@@ -41,6 +57,43 @@ def logout() -> None:
     for where in result.also_removed_from:
         ui.message(f"Also removed the session kept in {where}.")
     ui.message("Logged out.")
+
+
+def _forwarded_store(settings: Settings) -> AgentSessionStore | None:
+    """The store in use when it is an agent serving another machine's session."""
+    from exls_core.session import StoreError, open_store
+    from exls_core.session.agent_store import AgentSessionStore
+
+    store = open_store(settings)
+    if not isinstance(store, AgentSessionStore):
+        return None
+    try:
+        store.load()
+    except StoreError:
+        return None  # not answering: the normal logout says what it can
+    return store if store.forwarded_from() else None
+
+
+def _belongs_elsewhere(store: AgentSessionStore) -> ExlsError:
+    from exls_core.errors import ExlsError
+    from exls_core.session.agent_protocol import SOCKET_ENV
+
+    return ExlsError(
+        f"Your session belongs to {store.forwarded_from()} and is only forwarded here "
+        f"(the exls agent at {store.path}); it was not ended.",
+        hint=f"To stop using it here, unset {SOCKET_ENV} or close the SSH forward; "
+        f'"exls logout --forwarded" ends it on {store.forwarded_from()} too.',
+    )
+
+
+def _stop_forwarding_agent() -> None:
+    """A forwarding agent of this machine (exls auth agent) sees the session gone and exits."""
+    import sys
+
+    if sys.platform != "win32":
+        from exls_core.session.agent_forward import stop_when_idle
+
+        stop_when_idle()
 
 
 def _found_elsewhere(settings: Settings, store: SessionStore) -> list[tuple[str, str, Session]]:

@@ -105,7 +105,7 @@ class Agent:
     def __init__(self, listener: socket.socket, settings: Any) -> None:
         self.listener = listener
         self.settings = settings
-        self.store = HeldStore()
+        self.store: SessionStore = HeldStore()  # agent_forward serves another store
         self.writer = threading.Lock()
         self.clients = threading.BoundedSemaphore(MAX_CLIENTS)
         self.held_once = False
@@ -376,8 +376,9 @@ def _settings() -> Any:
         return Settings()  # renewals use the session's own issuer and client anyway
 
 
-def main(argv: list[str]) -> int:
-    """``python -m exls_core.session.agent SOCKET``: bind, detach, print ``ready PID``, serve.
+def main(argv: list[str], make: type[Agent] = Agent) -> int:
+    """``python -m exls_core.session.agent SOCKET``: bind, detach, print ``ready PID``, serve
+    (the agent ``make`` builds: :mod:`exls_core.session.agent_forward` passes its own).
 
     Prints ``running PID``-less ``running`` when another agent already answers there, and
     ``error: ...`` when it cannot start."""
@@ -398,7 +399,7 @@ def main(argv: list[str]) -> int:
         os._exit(0)  # the starter waits for this parent; the child serves on
     _no_dump()
     bound = os.stat(path)
-    agent = Agent(listener, _settings())
+    agent = make(listener, _settings())
     print(f"ready {os.getpid()}", flush=True)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):

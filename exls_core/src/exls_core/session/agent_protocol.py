@@ -63,11 +63,23 @@ class AgentGone(ExlsError):
     """A socket is there, but no agent answers it: the session it held is gone."""
 
     def __init__(self, path: str) -> None:
+        if os.environ.get(SOCKET_ENV, "").strip():  # named: maybe a forward over SSH
+            super().__init__(forward_gone(path))
+            return
         super().__init__(
             "Your session was held in memory by the exls agent, which is gone (the container "
             f"restarted, or the agent was stopped or killed; its socket {path} is left).",
             hint='Run "exls login" to log in again.',
         )
+
+
+def forward_gone(path: str) -> str:
+    """One line for an agent named by EXLS_AGENT_SOCKET that does not answer."""
+    return (
+        f"No session at the exls agent {path} ({SOCKET_ENV}): the connection forwarding it "
+        "is closed, or the session there ended; reconnect with the forward, or unset "
+        f'{SOCKET_ENV} and run "exls login".'
+    )
 
 
 # --- where
@@ -154,9 +166,10 @@ def check_socket(path: str) -> bool:
     return True
 
 
-def checked_socket_path(*, create: bool = False) -> tuple[str, bool]:
-    """The socket path after the checks above, and whether a socket is there."""
-    path = socket_path()
+def checked_socket_path(*, create: bool = False, path: str | None = None) -> tuple[str, bool]:
+    """The socket path (``path``, else :func:`socket_path`) after the checks above, and
+    whether a socket is there."""
+    path = path or socket_path()
     directory = os.path.dirname(path)
     if not create and not os.path.lexists(directory):
         return path, False  # no agent has ever run here
@@ -300,6 +313,23 @@ def fast_record() -> tuple[str, float] | None:
     if not isinstance(expires_at, (int, float)) or isinstance(expires_at, bool):
         return None
     return token, float(expires_at)
+
+
+def answers(path: str) -> bool:
+    """Something listens at ``path`` (an agent, or sshd forwarding one), checked as
+    :func:`checked_socket_path` checks it; no request is sent."""
+    try:
+        if not checked_socket_path(path=path)[1]:
+            return False
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.settimeout(REPLY_TIMEOUT)
+            conn.connect(path)
+        finally:
+            conn.close()
+    except (ExlsError, OSError):
+        return False
+    return True
 
 
 def call(path: str, request: dict[str, Any], timeout: float = REPLY_TIMEOUT) -> dict[str, Any]:

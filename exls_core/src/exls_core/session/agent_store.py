@@ -35,11 +35,11 @@ NOTE = (
 )
 
 
-def start_agent(path: str) -> None:
+def start_agent(path: str, module: str = "exls_core.session.agent") -> None:
     """Start the agent for ``path`` and wait until it listens (or another one already does)."""
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "exls_core.session.agent", path],
+            [sys.executable, "-m", module, path],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -69,6 +69,9 @@ class AgentSessionStore(SessionStore):
         self.pid: int | None = None
         self._refreshable = False  # as the agent said in its last status answer
         self.path = proto.socket_path()
+        # A forwarding agent's user and host (agent_forward.origin), from its status answer.
+        self.origin: dict[str, str] | None = None
+        self.end_forwarded = False  # exls logout --forwarded: end a forwarded session too
 
     # --- talking to the agent
 
@@ -110,8 +113,17 @@ class AgentSessionStore(SessionStore):
 
     # --- what the store does
 
+    def forwarded_from(self) -> str | None:
+        """``user@host`` of the machine whose session a forwarding agent serves (after load)."""
+        if not self.origin:
+            return None
+        return f"{self.origin.get('user', '?')}@{self.origin.get('host', '?')}"
+
     def backend_name(self) -> str:
         where = f"socket {self.path}"
+        if self.forwarded_from():
+            pid = f"pid {self.pid} there, " if self.pid else ""
+            return f"forwarded from {self.forwarded_from()} by its exls agent ({pid}{where})"
         return f"exls agent (pid {self.pid}, {where}, in memory)" if self.pid else where
 
     def is_plaintext(self) -> bool:
@@ -121,17 +133,31 @@ class AgentSessionStore(SessionStore):
         return NOTE.format(pid=self.pid, path=self.path)
 
     def facts(self) -> dict[str, Any]:
-        return {"agent_pid": self.pid, "agent_socket": self.path}
+        return {
+            "agent_pid": self.pid,
+            "agent_socket": self.path,
+            "forwarded_from": self.forwarded_from(),
+        }
 
     def refreshable(self, session: Session) -> bool:
         return self._refreshable
 
     def check_usable(self) -> None:
-        """Before a login: the socket's directory is private (created if need be)."""
+        """Before a login: the socket's directory is private (created if need be), and the
+        agent there does not serve another machine's session (agent_forward)."""
         try:
             proto.checked_socket_path(create=True)
         except ExlsError as exc:
             raise StoreError(f"Failed to store token: {exc.message}", hint=exc.hint) from None
+        answer = self._call({"op": "status"}, verb="store", gone_ok=True)
+        origin = answer.get("origin") if answer else None
+        if isinstance(origin, dict):
+            self.origin = origin
+            raise StoreError(
+                f"Failed to store token: the exls agent at {self.path} serves the session of "
+                f"{self.forwarded_from()}, forwarded from there; a login here cannot replace it.",
+                hint=f"Unset {proto.SOCKET_ENV} to log in on this machine, in its own store.",
+            )
 
     def load(self) -> Session | None:
         answer = self._call({"op": "status"}, verb="load")
@@ -139,6 +165,8 @@ class AgentSessionStore(SessionStore):
             return None
         if not answer.get("ok"):
             raise self._failed(answer, "load")
+        origin = answer.get("origin")
+        self.origin = origin if isinstance(origin, dict) else None
         facts = answer.get("session")
         if facts is None:
             return None
@@ -207,7 +235,8 @@ class AgentSessionStore(SessionStore):
         """Logout in the agent: it revokes the tokens, forgets them and exits."""
         if self.cache is not None:
             self.cache.drop()
-        answer = self._call({"op": "logout"}, verb="remove")
+        request = {"op": "logout", "end_forwarded": self.end_forwarded}
+        answer = self._call(request, verb="remove")
         if answer is None:
             return False, None
         if not answer.get("ok"):

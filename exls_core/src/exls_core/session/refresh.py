@@ -58,6 +58,13 @@ _THREADS = threading.Lock()
 
 class NotLoggedIn(ExlsError):
     def __init__(self) -> None:
+        import os
+
+        from exls_core.session import agent_protocol as proto
+
+        if os.environ.get(proto.SOCKET_ENV, "").strip():  # a forward that no longer answers
+            super().__init__(proto.forward_gone(proto.socket_path()))
+            return
         super().__init__('You are not logged in. Run "exls login".')
 
 

@@ -12,6 +12,9 @@ In a container that shares the host's user namespace (:func:`exls_core.container
 shares_host_keyring`) the kernel keyring is shared with every process of the uid on the host:
 there ``auto`` keeps neither the session nor the token cache in it, and uses the agent (for a
 Secret Service found in the container, the agent is its token cache).
+
+``EXLS_AGENT_SOCKET`` naming an agent that answers (a session forwarded over SSH, see
+:mod:`exls_core.session.agent_forward`) comes first in ``auto``.
 """
 
 from __future__ import annotations
@@ -114,6 +117,8 @@ def open_store(settings: Settings) -> SessionStore:
         from exls_core.session.kernel_store import KernelSessionStore
 
         return KernelSessionStore(cache=cache)
+    if choice == "auto" and _named_agent_answers():
+        return _agent_store(settings)
     if choice == "keyring" or sys.platform != "linux":
         return SessionStore(cache=cache)
     try:
@@ -133,6 +138,17 @@ def open_store(settings: Settings) -> SessionStore:
 
         return KernelSessionStore(cache=cache)
     return _agent_store(settings)
+
+
+def _named_agent_answers() -> bool:
+    """EXLS_AGENT_SOCKET names an agent that answers (as SSH_AUTH_SOCK: one forwarded over
+    SSH by ``exls auth agent``, or mounted into a container): ``auto`` uses it. When nothing
+    answers there (the forward closed), this machine's own store decides."""
+    from exls_core.session import agent_protocol as proto
+
+    if sys.platform == "win32" or not os.environ.get(proto.SOCKET_ENV, "").strip():
+        return False
+    return proto.answers(proto.socket_path())
 
 
 def reachable_stores(settings: Settings) -> list[SessionStore]:
