@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
-from test_workload_sources import CI_TOKEN
+from test_workload_sources import CI_TOKEN, jwt_like
 
 from exls_core.http import new_session
 from exls_core.plugin import FlowFailed, FlowRequest, FlowSettings, NonceCheck, Workload
@@ -205,6 +205,17 @@ def test_a_provider_echoing_the_ci_token_or_secret_never_gets_it_printed(
         run(endpoint, {"EXLS_AUTH_WORKLOAD_CLIENT_SECRET": SECRET})
     assert CI_TOKEN not in caught.value.message and SECRET not in caught.value.message
     assert "[redacted]" in caught.value.message
+
+
+def test_the_ci_tokens_claims_reach_the_error_as_plain_text(endpoint: FakeServer) -> None:
+    # The CI token is not verified by exls: its sub and iss are anyone's words.
+    hostile = jwt_like(sub="repo:x\x1b]8;;https://evil.example\x07\nline two", iss="i\x1b[2J")
+    TokenEndpoint.answer = (400, {"error": "invalid_grant"})
+    with pytest.raises(FlowFailed) as caught:
+        run(endpoint, {"CI_JOB_JWT": hostile})
+    message = caught.value.message
+    assert "subject repo:x" in message and "issuer i" in message
+    assert not any(ord(c) < 32 or c == "\x7f" for c in message), message
 
 
 def test_a_server_error_page_is_one_line(endpoint: FakeServer) -> None:

@@ -138,7 +138,8 @@ def refusal(
     said = plain_text(data.get("error_description"), 160, redact=secrets).rstrip(".")
     detail = f"{error}: {said}" if error and said else error or f"HTTP {status}"
     token = claims(ci_token)
-    trust = f"issuer {token['iss']}, subject {token['sub']}, audience {config.token_audience}"
+    issuer, subject = (plain_text(token[claim], 200, redact=secrets) for claim in ("iss", "sub"))
+    trust = f"issuer {issuer}, subject {subject}, audience {config.token_audience}"
     client = request.client_id
     grant = "client_credentials" if config.mode == "assertion" else "token exchange"
     if error == "invalid_scope":
