@@ -34,8 +34,13 @@ from kernel_testkit import scoped_keys
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the Linux kernel keyring")
 
 SUBJECT = "repo:acme/train:ref:refs/heads/main"
-# A VM runner: no session bus, so the session goes to the kernel keyring.
-RUNNER = {"DBUS_SESSION_BUS_ADDRESS": None, "EXLS_AUTH_CLIENT_ID": WORKLOAD_CLIENT_ID}
+# A VM runner: no session bus, so the session goes to the kernel keyring. Named: this machine
+# is itself a container sharing the host's users, where auto keeps it in the exls agent.
+RUNNER = {
+    "DBUS_SESSION_BUS_ADDRESS": None,
+    "EXLS_AUTH_CLIENT_ID": WORKLOAD_CLIENT_ID,
+    "EXLS_SESSION_STORE": "kernel",
+}
 
 
 @pytest.fixture

@@ -41,14 +41,18 @@ def stateless_token(settings: Settings) -> tuple[str, float] | None:
     nowhere. None when there is no such flow (the store's error stands)."""
     import time
 
+    from exls_core.errors import ExlsError
     from exls_core.registry import load_registry
     from exls_core.resolver import current_environment, flow_settings, rank
     from exls_core.session.model import expiry
     from exls_core.ui import TerminalUI
 
     ui = TerminalUI()
-    registry = load_registry(warn=ui.warning)
-    ranked = rank(registry, current_environment(), flow_settings(settings, warn=ui.warning))
+    try:
+        registry = load_registry(warn=ui.warning)
+        ranked = rank(registry, current_environment(), flow_settings(settings, warn=ui.warning))
+    except ExlsError:
+        return None  # no flow to ask (e.g. a cache directory of another user): the store's error
     flow = next(
         (
             r.flow
