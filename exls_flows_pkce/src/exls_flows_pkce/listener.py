@@ -250,7 +250,7 @@ class CallbackListener:
         token = dict(parse_qsl(query)).get("t", "").encode("utf-8")
         if self._start is None or not hmac.compare_digest(token, self._start[0]):
             return HTTPStatus.NOT_FOUND, pages.not_found(), None
-        if not peers.is_this_user(peers.peer_uid(sock)):
+        if not peers.is_this_user(sock):
             return HTTPStatus.FORBIDDEN, pages.rejected("Not your sign-in"), None
         return HTTPStatus.SEE_OTHER, pages.redirecting(), self._start[1]
 
