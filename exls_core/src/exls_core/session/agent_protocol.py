@@ -5,7 +5,8 @@ else ``agent.sock`` in ``$XDG_RUNTIME_DIR/exalsius/``, else in ``exls-<uid>`` un
 directory: a fixed place per user, so a new shell (a new ``docker exec``) finds the agent
 without any variable. The directory is created 0700; one that is a symlink, belongs to
 another user or lets others in is refused with one line naming it, and so is a socket path
-that is a symlink or not this user's socket.
+that is a symlink or not this user's socket. A sandboxed run (``EXLS_SANDBOX``) never asks
+the real agent: its directory is inside the test home, and ``EXLS_AGENT_SOCKET`` is ignored.
 
 What: one request per connection, one answer. Each message is a 4-byte big-endian length and
 that many bytes of a JSON object, at most 64 KiB; a request carries ``"v": 1`` and ``"op"``.
