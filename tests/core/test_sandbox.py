@@ -130,3 +130,43 @@ def test_a_relative_sandbox_is_a_one_line_usage_error(monkeypatch: pytest.Monkey
         "Error: EXLS_SANDBOX: expected an absolute directory, got 'trial' "
         '(e.g. EXLS_SANDBOX="$(mktemp -d)").'
     ]
+
+
+def test_a_sandboxed_run_never_asks_the_real_agent(
+    exls_sandbox: ExlsSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a runtime directory the real agent's socket is under the temp directory, which
+    a sandbox shares; the same config file makes the agent's inputs match too."""
+    import shutil
+    import tempfile
+
+    import exls_core
+    from exls_core import NotLoggedIn
+    from exls_core.session import agent_protocol as proto
+    from exls_core.session.agent_store import AgentSessionStore
+    from testkit.agents import agents_collected
+
+    temp = tempfile.mkdtemp(prefix="exls-sbx-")  # short: a socket path has ~100 bytes
+    config = exls_sandbox.home / "shared.toml"
+    config.write_text("[auth]\n")
+    monkeypatch.setenv("EXLS_CONFIG_FILE", str(config))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setenv("TMPDIR", temp)
+    try:
+        with agents_collected():
+            monkeypatch.delenv("EXLS_SANDBOX")
+            real = AgentSessionStore(Settings())
+            real.save(session("real"))  # starts the real agent, at $TMPDIR/exls-<uid>
+            assert exls_core.access_token() == session("real").access_token  # the control
+            monkeypatch.setenv(proto.SOCKET_ENV, proto.socket_path())  # named, as forwarded
+
+            monkeypatch.setenv("EXLS_SANDBOX", str(exls_sandbox.home))
+            assert proto.fast_record() is None
+            assert proto.socket_path() == str(exls_sandbox.home / "agent" / proto.SOCKET_NAME)
+            with pytest.raises(NotLoggedIn):
+                exls_core.access_token()
+
+            monkeypatch.delenv("EXLS_SANDBOX")
+            assert real.clear()  # the agent, holding nothing, exits
+    finally:
+        shutil.rmtree(temp)

@@ -255,3 +255,31 @@ def test_whatever_store_holds_the_session_it_is_forwarded(
         assert result.was_logged_in and [r[1] for r in idp.revoked][:1] == ["refresh_token"]
         stop_when_idle()  # as exls logout does: the forwarding agent sees nothing and exits
         assert all(wait_gone(pid) for pid in running_agents())
+
+
+def test_a_forwarded_session_comes_before_this_servers_cached_token(
+    forwarded: tuple[ForwardingAgent, str],
+    idp: FakeIdP,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The server's own earlier login (kernel store, token cache on), then a forward: the
+    laptop's token, not the one cached on the server (issue 26)."""
+    import exls_core
+    from exls_core.session import token_cache
+    from exls_core.session.kernel_store import KernelSessionStore
+
+    _, path = forwarded
+    monkeypatch.setenv("EXLS_TOKEN_CACHE", "1")  # this machine may be a container sharing users
+    monkeypatch.delenv(proto.SOCKET_ENV)
+    server = KernelSessionStore(cache=token_cache.TokenCache(True))
+    server.save(make_session(idp.issuer, access_token="at-server", expires_at=time.time() + 3000))
+    assert exls_core.access_token() == "at-server"  # the control: served from the cache
+    assert token_cache.cached_token() == "at-server"
+
+    monkeypatch.setenv(proto.SOCKET_ENV, path)
+    assert token_cache.cached_token() is None  # the forward decides, not this machine's cache
+    assert exls_core.access_token() == "at-1"  # the laptop's, renewed there
+    code, out, err = exls(monkeypatch, capsys, "auth", "token")
+    assert (code, out, err) == (0, "at-1\n", "")
+    server.clear()

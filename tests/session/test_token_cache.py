@@ -17,7 +17,7 @@ import pytest
 from session_testkit import CLIENT_ID, FakeIdP, MemoryKeyring, make_session
 from test_kernel_store import inject
 
-from exls_core.config import Settings
+from exls_core.config import Settings, load_settings
 from exls_core.session import kernel_keyring as kk
 from exls_core.session import token_cache
 from exls_core.session.kernel_store import KernelSessionStore
@@ -232,4 +232,37 @@ def test_the_record_names_its_store_version(memory_keyring: MemoryKeyring) -> No
         pointer.generation,
         "at-1",
     ]
-    assert fields[5:] == token_cache.inputs()
+    from exls_core.container import shares_host_keyring
+
+    marker = f"shares-host-keyring={int(shares_host_keyring())}"  # this machine may be one
+    assert fields[5:] == [*token_cache.inputs(), marker]
+
+
+def test_the_config_key_turns_it_on_in_a_container_sharing_the_hosts_keyring(
+    memory_keyring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """There the cache is off by default; ``token_cache = true`` turns reads on as well as
+    writes. A record the host wrote into the shared keyring stays unread in the container."""
+    monkeypatch.delenv("EXLS_TOKEN_CACHE")
+    config = Path(os.environ["XDG_CONFIG_HOME"]) / "exalsius" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("[auth]\ntoken_cache = true\n")
+    monkeypatch.setattr("exls_core.container.shares_host_keyring", lambda: False)
+    on_the_host = cached_store(enabled=True)
+    on_the_host.save(make_session(ISSUER, access_token="at-host"))
+    assert cached_token() == "at-host"  # the host's own record, for the host
+
+    monkeypatch.setattr("exls_core.container.shares_host_keyring", lambda: True)
+    assert not token_cache.wanted(None)  # the default there: off
+    assert cached_token() is None  # the host's record is not the container's
+    configured = token_cache.for_settings(load_settings().token_cache)
+    assert configured is not None and configured.enabled
+    assert configured.lookup(binding(ISSUER, CLIENT_ID)) is None
+
+    in_the_container = SessionStore(cache=configured)
+    expires_at = time.time() + 3000
+    in_the_container.save(make_session(ISSUER, access_token="at-c", expires_at=expires_at))
+    assert configured.lookup(binding(ISSUER, CLIENT_ID)) == ("at-c", expires_at)
+    assert cached_token() == "at-c"  # the fast path: a record these settings allow
+    config.write_text("[auth]\n")  # back to the default there: off, and the fast path agrees
+    assert load_settings().token_cache is None and cached_token() is None

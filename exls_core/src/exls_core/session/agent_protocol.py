@@ -5,7 +5,8 @@ else ``agent.sock`` in ``$XDG_RUNTIME_DIR/exalsius/``, else in ``exls-<uid>`` un
 directory: a fixed place per user, so a new shell (a new ``docker exec``) finds the agent
 without any variable. The directory is created 0700; one that is a symlink, belongs to
 another user or lets others in is refused with one line naming it, and so is a socket path
-that is a symlink or not this user's socket.
+that is a symlink or not this user's socket. A sandboxed run (``EXLS_SANDBOX``) never asks
+the real agent: its directory is inside the test home, and ``EXLS_AGENT_SOCKET`` is ignored.
 
 What: one request per connection, one answer. Each message is a 4-byte big-endian length and
 that many bytes of a JSON object, at most 64 KiB; a request carries ``"v": 1`` and ``"op"``.
@@ -99,8 +100,12 @@ def _temp_dir() -> str:
 
 
 def default_dir() -> str:
-    from exls_core.paths import runtime_dir
+    """The agent's directory; in a sandboxed run, inside the test home (never the real one)."""
+    from exls_core.paths import runtime_dir, sandbox_dir
 
+    sandbox = sandbox_dir()
+    if sandbox is not None:
+        return os.path.join(sandbox, "agent")
     runtime = runtime_dir()
     if runtime is not None:
         return runtime
@@ -108,9 +113,10 @@ def default_dir() -> str:
 
 
 def socket_path() -> str:
-    """The agent's socket path (not checked; see :func:`checked_socket_path`)."""
+    """The agent's socket path (not checked; see :func:`checked_socket_path`). A sandboxed
+    run ignores EXLS_AGENT_SOCKET: a forwarded session is a real one."""
     explicit = os.environ.get(SOCKET_ENV, "").strip()
-    if explicit:
+    if explicit and not os.environ.get("EXLS_SANDBOX", "").strip():
         return os.path.abspath(os.path.expanduser(explicit))
     return os.path.join(default_dir(), SOCKET_NAME)
 
@@ -296,8 +302,8 @@ def fast_record() -> tuple[str, float] | None:
     stored under the same inputs (see :func:`exls_core.session.token_cache.inputs`: the
     environment and config files that decide the settings). None on any doubt or failure;
     the full path then decides (and reports a gone agent)."""
-    if sys.platform == "win32":
-        return None
+    if sys.platform == "win32" or os.environ.get("EXLS_SANDBOX", "").strip():
+        return None  # paths.SANDBOX_ENV: a sandbox's session is its own kernel keys only
     try:
         path, present = checked_socket_path()
         if not present:

@@ -20,8 +20,11 @@ version it was taken from (the commit's generation). ``EXLS_TOKEN_CACHE=0`` (or 
 token_cache = false``) stops reads and writes; drops still happen. In a container that shares
 the host's user namespace the kernel keyring is shared with every process of the uid on the
 host (:func:`exls_core.container.shares_host_keyring`): there the cache is off unless turned
-on explicitly (``EXLS_TOKEN_CACHE=1`` or ``token_cache = true``). A sandboxed run
-(``EXLS_SANDBOX``) has no cache: it neither reads, writes nor drops the real one.
+on explicitly (``EXLS_TOKEN_CACHE=1`` or ``token_cache = true``); a record names whether
+its writer shared the host's keyring, so the container never reads one the host wrote. A
+sandboxed run (``EXLS_SANDBOX``) has no cache: it neither reads, writes nor drops the real
+one. While ``EXLS_AGENT_SOCKET`` names an agent (a session forwarded over SSH), the cache is
+not read: that agent's session comes first.
 """
 
 from __future__ import annotations
@@ -86,8 +89,28 @@ def inputs() -> list[str]:
     return values
 
 
+def record_inputs() -> list[str]:
+    """What a record is written and read under: :func:`inputs`, and whether this process
+    shares the host's kernel keyring. A record is written only where the settings turn the
+    cache on, so one written under the same inputs (config files included) is one these
+    settings allow; the marker keeps out a record the host wrote into a keyring it shares
+    with a container, whose settings may not allow it (there the cache is off unless named)."""
+    from exls_core.container import shares_host_keyring
+
+    return [*inputs(), f"shares-host-keyring={int(shares_host_keyring())}"]
+
+
 def _outside_sandbox() -> bool:
     return not os.environ.get("EXLS_SANDBOX", "").strip()  # paths.SANDBOX_ENV: no cache at all
+
+
+def _readable() -> bool:
+    """Not in a sandbox, and not while EXLS_AGENT_SOCKET names an agent (a session forwarded
+    over SSH): whether that agent answers decides the store, which no input can tell, and the
+    record is this machine's own session. Not reading is the simple rule; nothing is lost but
+    a few syscalls when the forward is closed and this machine's store is used."""
+    # agent_protocol.SOCKET_ENV, not imported: exls auth token asks first
+    return _outside_sandbox() and not os.environ.get("EXLS_AGENT_SOCKET", "").strip()
 
 
 def wanted(setting: bool | None) -> bool:
@@ -100,12 +123,12 @@ def wanted(setting: bool | None) -> bool:
 
 
 def _allowed_by_environment() -> bool:
-    if not _outside_sandbox():
+    """The settings-free read (:func:`cached_record`) may look: where readable, unless
+    EXLS_TOKEN_CACHE turns it off. Unset, the record decides (see :func:`record_inputs`)."""
+    if not _readable():
         return False
     value = os.environ.get(CACHE_ENV)
-    if value is None:
-        return wanted(None)
-    return value.strip().lower() in _ON  # other values: the full path decides
+    return value is None or value.strip().lower() in _ON  # other values: the full path decides
 
 
 def _find_key() -> int | None:
@@ -125,8 +148,13 @@ def cached_token(binding: str | None = None, clock: Callable[[], float] = time.t
 def cached_record(
     binding: str | None = None, clock: Callable[[], float] = time.time
 ) -> tuple[str, float] | None:
-    """As :func:`cached_token`, with the token's expiry (seconds since the epoch)."""
-    if sys.platform != "linux" or not _allowed_by_environment():
+    """As :func:`cached_token`, with the token's expiry (seconds since the epoch); without the
+    settings, so only where the environment allows it (see :func:`_allowed_by_environment`)."""
+    return _read_record(binding, clock) if _allowed_by_environment() else None
+
+
+def _read_record(binding: str | None, clock: Callable[[], float]) -> tuple[str, float] | None:
+    if sys.platform != "linux":
         return None
     from exls_core.session import kernel_keyring as kk
 
@@ -145,7 +173,7 @@ def cached_record(
     valid = (
         len(fields) > _FIELDS
         and fields[0] == FORMAT
-        and fields[_FIELDS:] == inputs()
+        and fields[_FIELDS:] == record_inputs()
         and (binding is None or fields[2] == binding)
         and expires_at - clock() > REFRESH_MARGIN  # also False for nan
         and bool(fields[4])
@@ -162,8 +190,9 @@ class TokenCache:
     def lookup(
         self, binding: str, clock: Callable[[], float] = time.time
     ) -> tuple[str, float] | None:
-        """The cached token and its expiry (see :func:`cached_record`)."""
-        return cached_record(binding, clock) if self.enabled else None
+        """The cached token and its expiry (see :func:`cached_record`), when this cache is on:
+        the settings chose it (``token_cache = true`` turns it on where it is off by default)."""
+        return _read_record(binding, clock) if self.enabled and _readable() else None
 
     def put(
         self,
@@ -178,7 +207,14 @@ class TokenCache:
             return
         from exls_core.session import kernel_keyring as kk
 
-        fields = [FORMAT, repr(float(expires_at)), binding, generation, access_token, *inputs()]
+        fields = [
+            FORMAT,
+            repr(float(expires_at)),
+            binding,
+            generation,
+            access_token,
+            *record_inputs(),
+        ]
         seconds = int(expires_at - clock()) + 1 if expires_at == expires_at else 0
         if not (access_token.isascii() and access_token.isprintable()) or seconds <= 1:
             self.drop()  # not a token to cache; the old record must not outlive this
