@@ -345,6 +345,25 @@ def test_a_token_the_api_refused_is_renewed_though_still_valid_once_for_two_clie
     assert held is not None and (held.access_token, held.refresh_token) == ("at-1", "rt-1")
 
 
+def test_an_agent_of_version_1_refuses_renew_in_one_line_and_keeps_the_session(
+    served: tuple[Agent, str], idp: FakeIdP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent, path = served
+    agent.store.save(make_session(idp.issuer, access_token="at-old"))
+    monkeypatch.setenv(proto.SOCKET_ENV, path)
+    monkeypatch.setattr(proto, "check_dir", lambda path, create: None)
+    monkeypatch.setattr(proto, "VERSION", 1)  # the agent of an exls from before renew
+    settings = idp_settings(idp)
+    with pytest.raises(StoreError) as caught:
+        renew_access_token("at-old", settings, store=AgentSessionStore(settings))
+    assert caught.value.message == (
+        f"The exls agent at {path} is older than this exls and cannot renew a token the API "
+        "refused."
+    )
+    assert "exls auth agent" in (caught.value.hint or "") and idp.refreshes == 0
+    assert get_access_token(settings, store=AgentSessionStore(settings)) == "at-old"
+
+
 def test_a_refused_renewal_ends_the_session_and_the_agent(
     served: tuple[Agent, str], idp: FakeIdP, monkeypatch: pytest.MonkeyPatch
 ) -> None:

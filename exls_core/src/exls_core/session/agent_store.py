@@ -231,7 +231,8 @@ class AgentSessionStore(SessionStore):
             raise StoreError(
                 f"The exls agent at {self.path} is older than this exls and cannot renew a "
                 "token the API refused.",
-                hint='Update exls where that agent runs, then run "exls login" there.',
+                hint="Update exls where that agent runs and start it again (a login there, "
+                'or "exls auth agent" for a forwarded one).',
             )
         self._hot(answer)  # no agent, or no session: renewed() finds none
 
