@@ -32,7 +32,7 @@ from exls_core.session import agent_protocol as proto
 from exls_core.session.agent import Agent, bind
 from exls_core.session.agent_store import AgentSessionStore
 from exls_core.session.model import binding
-from exls_core.session.refresh import get_access_token
+from exls_core.session.refresh import get_access_token, renew_access_token
 from exls_core.session.revoke import logout
 from exls_core.session.selection import open_store
 from exls_core.session.store import StoreError
@@ -229,8 +229,11 @@ def test_malformed_requests_get_no_answer_and_break_nothing(
 @pytest.mark.parametrize(
     ("message", "error"),
     [
-        ({"v": 2, "op": "status"}, "version"),
+        ({"v": 3, "op": "status"}, "version"),
         ({"op": "status"}, "version"),
+        ({"v": 1, "op": "renew", "rejected": "at"}, "version"),  # renew came with version 2
+        ({"v": 2, "op": "renew", "binding": ""}, "request"),  # which token was refused?
+        ({"v": 2, "op": "renew", "rejected": "at"}, "not_logged_in"),
         ({"v": 1, "op": "steal"}, "request"),
         ({"v": 1}, "request"),
         ({"v": 1, "op": "put", "session": "{}"}, "request"),
@@ -321,6 +324,44 @@ def test_ten_clients_at_once_see_one_renewal(
     assert (idp.refreshes, idp.rejected) == (1, 0)
     held = agent.store.load()
     assert held is not None and held.refresh_token == "rt-1"  # the rotated one, kept inside
+
+
+def test_a_token_the_api_refused_is_renewed_though_still_valid_once_for_two_clients(
+    served: tuple[Agent, str], idp: FakeIdP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent, path = served
+    agent.store.save(make_session(idp.issuer, access_token="at-old"))  # valid for an hour
+    monkeypatch.setenv(proto.SOCKET_ENV, path)
+    monkeypatch.setattr(proto, "check_dir", lambda path, create: None)  # the open directory
+    settings = idp_settings(idp)
+    # The API refused at-old (revoked, say): the agent refreshes at the provider.
+    token, expires_at = renew_access_token("at-old", settings, store=AgentSessionStore(settings))
+    assert token == "at-1" and expires_at > time.time() + 3000
+    assert (idp.refreshes, idp.rejected) == (1, 0)
+    # Another client the API refused the same token gets the new one: no second grant.
+    again = renew_access_token("at-old", settings, store=AgentSessionStore(settings))
+    assert again[0] == "at-1" and (idp.refreshes, idp.rejected) == (1, 0)
+    held = agent.store.load()
+    assert held is not None and (held.access_token, held.refresh_token) == ("at-1", "rt-1")
+
+
+def test_an_agent_of_version_1_refuses_renew_in_one_line_and_keeps_the_session(
+    served: tuple[Agent, str], idp: FakeIdP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent, path = served
+    agent.store.save(make_session(idp.issuer, access_token="at-old"))
+    monkeypatch.setenv(proto.SOCKET_ENV, path)
+    monkeypatch.setattr(proto, "check_dir", lambda path, create: None)
+    monkeypatch.setattr(proto, "VERSION", 1)  # the agent of an exls from before renew
+    settings = idp_settings(idp)
+    with pytest.raises(StoreError) as caught:
+        renew_access_token("at-old", settings, store=AgentSessionStore(settings))
+    assert caught.value.message == (
+        f"The exls agent at {path} is older than this exls and cannot renew a token the API "
+        "refused."
+    )
+    assert "exls auth agent" in (caught.value.hint or "") and idp.refreshes == 0
+    assert get_access_token(settings, store=AgentSessionStore(settings)) == "at-old"
 
 
 def test_a_refused_renewal_ends_the_session_and_the_agent(

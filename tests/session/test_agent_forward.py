@@ -32,6 +32,7 @@ from exls_core.session.agent_forward import (
 )
 from exls_core.session.agent_store import AgentSessionStore
 from exls_core.session.model import binding
+from exls_core.session.refresh import renew_access_token
 from exls_core.session.revoke import logout
 from exls_core.session.selection import open_store
 from exls_core.session.store import SessionStore
@@ -124,6 +125,20 @@ def test_tokens_and_facts_cross_never_the_refresh_token(
     held = laptop.load()
     assert held is not None and (held.access_token, held.refresh_token) == ("at-1", "rt-1")
     assert (idp.refreshes, idp.rejected) == (1, 0)
+
+
+def test_a_token_the_api_refused_is_renewed_on_the_laptop_once_for_two_clients(
+    forwarded: tuple[ForwardingAgent, str], laptop: SessionStore, idp: FakeIdP
+) -> None:
+    laptop.save(make_session(idp.issuer, access_token="at-old"))  # valid for an hour
+    settings = Settings(issuer=idp.issuer, client_id=CLIENT_ID, http_timeout=5.0)
+    # The API refused at-old on the server: a real refresh in the laptop's store.
+    token, _ = renew_access_token("at-old", settings, store=AgentSessionStore(settings))
+    assert token == "at-1" and (idp.refreshes, idp.rejected) == (1, 0)
+    again = renew_access_token("at-old", settings, store=AgentSessionStore(settings))
+    assert again[0] == "at-1" and (idp.refreshes, idp.rejected) == (1, 0)
+    held = laptop.load()
+    assert held is not None and (held.access_token, held.refresh_token) == ("at-1", "rt-1")
 
 
 def test_the_server_uses_it_in_auto_and_says_whose_it_is(

@@ -84,11 +84,12 @@ class HeldStore(SessionStore):
         return f"exls agent (pid {os.getpid()}, in memory)"
 
 
-def public_facts(session: Session) -> dict[str, Any]:
-    """The session as clients may see it: everything but the refresh token and ID token."""
+def public_facts(session: Session, store: SessionStore) -> dict[str, Any]:
+    """The session as clients may see it: everything but the refresh token and ID token;
+    whether it can be renewed by the rule of the store that holds it."""
     facts: dict[str, Any] = dataclasses.asdict(session)
     facts.update(refresh_token=None, id_token=None, scopes=list(session.scopes))
-    facts["refreshable"] = bool(session.refresh_token) or session.is_workload  # flow trades
+    facts["refreshable"] = store.refreshable(session)
     return facts
 
 
@@ -183,14 +184,18 @@ class Agent:
     # --- answers
 
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
-        if request.get("v") != proto.VERSION:
-            return _failure("version", message=f"this agent speaks version {proto.VERSION}")
         op = request.get("op")
+        version = request.get("v")
+        first = proto.SINCE.get(op, 1) if isinstance(op, str) else 1
+        if not (isinstance(version, int) and first <= version <= proto.VERSION):
+            return _failure("version", message=f"this agent speaks versions 1 to {proto.VERSION}")
         try:
             if op == "status":
                 return self._status()
             if op == "token":
                 return self._token(request.get("binding"), request.get("inputs"))
+            if op == "renew":
+                return self._renew_rejected(request.get("binding"), request.get("rejected"))
             if op == "put":
                 return self._put(request.get("session"), request.get("inputs"))
             if op == "clear":
@@ -212,7 +217,7 @@ class Agent:
 
     def _status(self) -> dict[str, Any]:
         session = self.store.load()
-        facts = public_facts(session) if session is not None else None
+        facts = public_facts(session, self.store) if session is not None else None
         return {"ok": True, "pid": os.getpid(), "session": facts}
 
     def _token(self, binding: object, inputs: object = None) -> dict[str, Any]:
@@ -239,9 +244,27 @@ class Agent:
         assert hot is not None
         return {"ok": True, "pid": os.getpid(), **hot.to_dict()}
 
-    def _renew(self) -> Session | None:
-        """The session with a fresh access token, renewed once under the writer lock;
-        None when it is gone (the refresh token expired or was revoked)."""
+    def _renew_rejected(self, binding: object, rejected: object) -> dict[str, Any]:
+        """An API refused ``rejected``: a real refresh, unless the held token is another one
+        already (another client's request renewed it); the token then as ``token`` gives it."""
+        if not (isinstance(rejected, str) and rejected):
+            return _failure("request", message="no refused token")
+        found = self.store.load_hot()
+        if found is None:
+            return _failure("not_logged_in")
+        hot = found if isinstance(found, HotRecord) else HotRecord.of(found)
+        if hot is None or hot.binding != binding:
+            return _failure("request", message="a session for other settings")
+        session = self._renew(rejected)
+        hot = HotRecord.of(session) if session is not None else None
+        if hot is None:
+            return _failure("expired")
+        return {"ok": True, "pid": os.getpid(), **hot.to_dict()}
+
+    def _renew(self, rejected: str | None = None) -> Session | None:
+        """The session with a fresh access token, renewed once under the writer lock (also
+        when still valid if its token is ``rejected``, which an API refused); None when it
+        is gone (the refresh token expired or was revoked)."""
         from exls_core.session.locking import session_lock
         from exls_core.session.refresh import SessionExpired, _refresh
         from exls_core.session.token_cache import REFRESH_MARGIN
@@ -250,13 +273,14 @@ class Agent:
             session = self.store.load()
             if session is None:
                 return None
-            if not session.expires_within(REFRESH_MARGIN, time.time()):
+            force = session.access_token == rejected
+            if not force and not session.expires_within(REFRESH_MARGIN, time.time()):
                 return session  # another client's request renewed it meanwhile
             settings = dataclasses.replace(
                 self.settings, issuer=session.issuer, client_id=session.client_id
             )
             try:
-                return _refresh(settings, self.store, session, time.time)
+                return _refresh(settings, self.store, session, time.time, force=force)
             except SessionExpired:
                 self.store.clear()
                 return None

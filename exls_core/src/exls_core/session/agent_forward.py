@@ -81,7 +81,7 @@ class ForwardingAgent(Agent):
 
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
-        if op not in ("status", "token", "logout"):  # put, clear, the cache's: not from there
+        if op not in ("status", "token", "renew", "logout"):  # put, clear, cache_*: not from there
             return _refused("it cannot be changed from another machine")
         if op == "logout" and request.get("end_forwarded") is not True:
             return _refused('ending it there takes "exls logout --forwarded"')
@@ -106,9 +106,15 @@ class ForwardingAgent(Agent):
             self.saw_nothing = False
             return super()._holds_nothing()
 
-    def _renew(self) -> Session | None:
-        """Renewed as any exls process here renews it (the store's way, its locks)."""
-        from exls_core.session.refresh import SessionExpired, current_session
+    def _renew(self, rejected: str | None = None) -> Session | None:
+        """Renewed as any exls process here renews it (the store's way, its locks); a token
+        an API refused (``rejected``) as :func:`~exls_core.session.refresh.renew_access_token`
+        renews it here: a real refresh unless another process replaced it already."""
+        from exls_core.session.refresh import (
+            SessionExpired,
+            _refresh_locked,
+            current_session,
+        )
 
         session = self.store.load()
         if session is None:
@@ -117,6 +123,8 @@ class ForwardingAgent(Agent):
             self.settings, issuer=session.issuer, client_id=session.client_id
         )
         try:
+            if rejected is not None:
+                return _refresh_locked(settings, self.store, time.time, rejected, rejected=True)
             return current_session(settings, store=self.store, clock=time.time)
         except SessionExpired:
             return None

@@ -9,7 +9,10 @@ that is a symlink or not this user's socket. A sandboxed run (``EXLS_SANDBOX``) 
 the real agent: its directory is inside the test home, and ``EXLS_AGENT_SOCKET`` is ignored.
 
 What: one request per connection, one answer. Each message is a 4-byte big-endian length and
-that many bytes of a JSON object, at most 64 KiB; a request carries ``"v": 1`` and ``"op"``.
+that many bytes of a JSON object, at most 64 KiB; a request carries ``"v"`` and ``"op"``.
+Version 2 adds ``renew`` (a token the API refused, to be replaced by a real refresh); a
+request carries the first version that has its operation (:data:`SINCE`), so an agent of
+version 1 still serves the others and refuses only that one.
 Every connection is checked with the peer's credentials (SO_PEERCRED on Linux, getpeereid on
 macOS): only this uid is served.
 
@@ -36,7 +39,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-VERSION = 1
+VERSION = 2  # this agent speaks versions 1 to VERSION
+SINCE = {"renew": 2}  # operations newer than version 1, and the version that brought them
 MAX_MESSAGE = 64 * 1024
 SOCKET_ENV = "EXLS_AGENT_SOCKET"
 SOCKET_NAME = "agent.sock"
@@ -354,7 +358,7 @@ def call(path: str, request: dict[str, Any], timeout: float = REPLY_TIMEOUT) -> 
         if not same_user(conn):  # a socket mounted from elsewhere: serve only our own agent
             raise ExlsError(f"Refusing the exls agent at {path}: it runs as another user.")
         try:
-            conn.sendall(encode({"v": VERSION, **request}))
+            conn.sendall(encode({"v": SINCE.get(str(request.get("op")), 1), **request}))
             return receive(conn)
         except (CutShort, ConnectionResetError, BrokenPipeError):
             raise AgentStopping(f"The exls agent at {path} stopped.") from None

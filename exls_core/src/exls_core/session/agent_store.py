@@ -178,7 +178,10 @@ class AgentSessionStore(SessionStore):
 
     def load_hot(self) -> HotRecord | Session | None:
         request = {"op": "token", "binding": binding(self.settings.issuer, self.settings.client_id)}
-        answer = self._call(request, verb="load")
+        return self._hot(self._call(request, verb="load"))
+
+    def _hot(self, answer: dict[str, Any] | None) -> HotRecord | None:
+        """The token of a ``token`` or ``renew`` answer; the agent's failures as errors."""
         if answer is None:
             return None
         if answer.get("ok"):
@@ -203,15 +206,35 @@ class AgentSessionStore(SessionStore):
     def remember_token(self, found: HotRecord | Session) -> None:
         pass  # the agent is the cache
 
-    def renewed(self, settings: Settings) -> Session:
-        """The agent renews the session (``load_hot`` asks it to); then its public facts."""
-        self.load_hot()
+    def renewed(self, settings: Settings, rejected: str | None = None) -> Session:
+        """The agent renews the session (``load_hot`` asks it to, near expiry; ``renew``
+        when an API refused the token ``rejected``); then its public facts."""
+        if rejected is None:
+            self.load_hot()
+        else:
+            self._renew(rejected)
         session = self.load()
         if session is None:
             from exls_core.session.refresh import NotLoggedIn
 
             raise NotLoggedIn()
         return session
+
+    def _renew(self, rejected: str) -> None:
+        request = {
+            "op": "renew",
+            "binding": binding(self.settings.issuer, self.settings.client_id),
+            "rejected": rejected,
+        }
+        answer = self._call(request, verb="renew")
+        if answer is not None and answer.get("error") == "version":  # an agent from before
+            raise StoreError(
+                f"The exls agent at {self.path} is older than this exls and cannot renew a "
+                "token the API refused.",
+                hint="Update exls where that agent runs and start it again (a login there, "
+                'or "exls auth agent" for a forwarded one).',
+            )
+        self._hot(answer)  # no agent, or no session: renewed() finds none
 
     def save(self, session: Session) -> None:
         if self.cache is not None:

@@ -131,8 +131,8 @@ def _refresh_locked(
     within the margin already, is used too: it is the answer to this very expiry).
     rejected: an API refused ``seen``; refresh it even when it looks valid."""
     if not store.holds_refresh_token:
-        # The exls agent renews, under its own lock (near expiry: it has no forced renewal).
-        return store.renewed(settings)
+        # The exls agent renews, under its own locks (forced when the API refused ``seen``).
+        return store.renewed(settings, rejected=seen if rejected else None)
     from exls_core.session.locking import session_lock
 
     with _THREADS, session_lock():

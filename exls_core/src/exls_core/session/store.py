@@ -113,8 +113,10 @@ class SessionStore:
     def refreshable(self, session: Session) -> bool:
         return bool(session.refresh_token) or session.is_workload  # a workload's flow trades again
 
-    def renewed(self, settings: Settings) -> Session:
-        """The session renewed by the store itself (only when not holds_refresh_token)."""
+    def renewed(self, settings: Settings, rejected: str | None = None) -> Session:
+        """The session renewed by the store itself (only when not holds_refresh_token);
+        rejected: an API refused this access token, so renew it even if it looks valid
+        (unless the store holds another one already)."""
         raise NotImplementedError
 
     def end(self, settings: Settings) -> tuple[bool, str | None]:
