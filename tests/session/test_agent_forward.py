@@ -196,6 +196,41 @@ def test_a_forward_that_is_gone_fails_in_one_line(
     assert line.startswith(f"Error: No session at the exls agent {path} ({proto.SOCKET_ENV})")
 
 
+def test_sshd_accepting_for_a_laptop_agent_that_is_gone_is_no_agent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # sshd accepts on the forwarded socket before it asks the laptop for a channel, and closes
+    # the connection when the laptop's agent is gone: that is no agent, and auto must let this
+    # machine's own store decide (a login would otherwise run its flow and fail to store).
+    directory = tempfile.mkdtemp(prefix="exls-fwd-test-")
+    path = os.path.join(directory, "exls.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(16)
+    stop = threading.Event()
+
+    def accept_and_close() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.close()
+
+    thread = threading.Thread(target=accept_and_close, name="test-sshd-stand-in")
+    thread.start()
+    monkeypatch.setenv(proto.SOCKET_ENV, path)
+    try:
+        assert not proto.answers(path)
+        assert not isinstance(open_store(Settings(session_store="auto")), AgentSessionStore)
+    finally:
+        stop.set()
+        listener.shutdown(socket.SHUT_RDWR)
+        listener.close()
+        thread.join(60)
+        shutil.rmtree(directory)
+
+
 def test_a_login_on_the_server_is_refused_before_it_starts(
     forwarded: tuple[ForwardingAgent, str],
     laptop: SessionStore,

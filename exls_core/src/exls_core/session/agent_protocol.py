@@ -326,18 +326,15 @@ def fast_record() -> tuple[str, float] | None:
 
 
 def answers(path: str) -> bool:
-    """Something listens at ``path`` (an agent, or sshd forwarding one), checked as
-    :func:`checked_socket_path` checks it; no request is sent."""
+    """An agent answers at ``path`` (checked as :func:`checked_socket_path` checks it): it
+    replies to a status request. A connection alone proves nothing: sshd accepts on a
+    forwarded socket before it asks the other machine for a channel, and closes it when the
+    agent there is gone."""
     try:
         if not checked_socket_path(path=path)[1]:
             return False
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            conn.settimeout(REPLY_TIMEOUT)
-            conn.connect(path)
-        finally:
-            conn.close()
-    except (ExlsError, OSError):
+        call(path, {"op": "status"})
+    except (ExlsError, OSError):  # AgentGone and AgentStopping are ExlsErrors
         return False
     return True
 
