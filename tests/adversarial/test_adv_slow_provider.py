@@ -3,9 +3,12 @@
 requests' timeout bounds each socket read, so an answer sent a byte every 50 ms never trips
 it: login, refresh (holding the session lock) or logout waited as long as the provider
 pleased. Each exchange now has a deadline as a whole (three read timeouts); with
-``EXLS_AUTH_HTTP_TIMEOUT=1`` that is 3 s. The provider, not the test, measures nothing: the
-test checks that exls hung up (the provider saw the client give up, long before the 30 s
-the trickle would last) and said which endpoint was too slow.
+``EXLS_AUTH_HTTP_TIMEOUT=5`` that is 15 s. Each read may take 5 s, a hundred times the
+trickle's pace, so that a provider thread starved on a loaded machine still never trips the
+read timeout (at 1 s it did, once, and the error named the read timeout instead). The
+provider, not the test, measures nothing: the test checks that exls hung up (the provider saw
+the client give up, long before the 60 s the trickle would last) and said which endpoint was
+too slow.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from lying_idp import Fault, LyingIdP, Tenant
 
 pytestmark = pytest.mark.attack("slow_provider")
 
-FAST = {"EXLS_AUTH_HTTP_TIMEOUT": "1"}  # each read 1 s at most; the whole exchange 3 s
-TOO_SLOW = "was too slow: no complete answer within 3 s"
+FAST = {"EXLS_AUTH_HTTP_TIMEOUT": "5"}  # each read 5 s at most; the whole exchange 15 s
+TOO_SLOW = "was too slow: no complete answer within 15 s"
+TRICKLE = Fault.trickle(seconds=60)  # four deadlines: exls must be the one to hang up
 
 
 @dataclass
@@ -49,23 +53,23 @@ def run(idp: LyingIdP, root: Path, name: str, command: str, **config: Any) -> Sl
 CASES: dict[str, tuple[str, dict[str, Any], str]] = {
     "discovery-headers-at-login": (
         "login",
-        {"discovery_fault": Fault.trickle()},
+        {"discovery_fault": TRICKLE},
         "Error: Cannot reach the identity provider: {issuer}/.well-known/openid-configuration "
         f"{TOO_SLOW}.",
     ),
     "jwks-body-at-login": (
         "login",
-        {"jwks_fault": Fault.trickle(body=True)},
+        {"jwks_fault": Fault.trickle(body=True, seconds=60)},
         f"Error: Cannot fetch the identity provider's signing keys: {{issuer}}/jwks {TOO_SLOW}.",
     ),
     "token-endpoint-at-refresh": (
         "auth token",
-        {"refresh_fault": Fault.trickle()},
+        {"refresh_fault": TRICKLE},
         f"Error: Could not refresh the session: {{issuer}}/token {TOO_SLOW}.",
     ),
     "revocation-at-logout": (
         "logout",
-        {"revoke_fault": Fault.trickle()},
+        {"revoke_fault": TRICKLE},
         "Warning: could not revoke the tokens at the identity provider "
         f"({{issuer}}/revoke {TOO_SLOW}); local credentials were removed anyway.",
     ),
