@@ -391,12 +391,15 @@ def leaks(tenant: Tenant, *texts: str) -> list[str]:
     return found
 
 
-def spawn(box: Sandbox, *args: str, env: Mapping[str, str]) -> subprocess.Popen[str]:
-    """Start exls without waiting (the test plays other parts meanwhile)."""
+def spawn(
+    box: Sandbox, *args: str, env: Mapping[str, str], stdin: int = subprocess.DEVNULL
+) -> subprocess.Popen[str]:
+    """Start exls without waiting (the test plays other parts meanwhile); ``stdin=PIPE`` to
+    answer its prompts."""
     return subprocess.Popen(
         [sys.executable, "-m", "exls_core.cli", *args],
         env=dict(env),
-        stdin=subprocess.DEVNULL,
+        stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

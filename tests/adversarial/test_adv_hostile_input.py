@@ -11,7 +11,6 @@ session survives, a rotated refresh token is kept.
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from adv_kit import (
     Scenarios,
     assert_clean_rejection,
     login_scenario,
+    spawn,
 )
 from lying_idp import Fault, LyingIdP, Tenant
 
@@ -98,15 +98,7 @@ def paste_scenario(idp: LyingIdP, root: Path, name: str) -> Result:
     box = Sandbox(root / name, tenant)
     args = ["login", "--auth-flow", "pkce", "--email", EMAIL, "--no-browser"]
     started = time.monotonic()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "exls_core.cli", *args],
-        env=box.env(),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=box.home,
-    )
+    process = spawn(box, *args, env=box.env(), stdin=subprocess.PIPE)
     assert process.stdin is not None and process.stderr is not None
     seen = []
     try:
